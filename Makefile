@@ -1,0 +1,66 @@
+# olric-raft — build, run, test.
+#
+#   make run    start a single-node dev cluster in the foreground
+#   make test   the full test suite with the race detector
+#
+# Everything else: build, lint, bench, stress, fuzz, clean.
+
+GO          ?= go
+BIN         := bin/olric-raft
+PKGS        := ./...
+STATICCHECK_VERSION := v0.8.2
+GOBIN       := $(shell $(GO) env GOPATH)/bin
+STATICCHECK := $(GOBIN)/staticcheck
+FUZZTIME    ?= 10s
+
+.PHONY: all build run test race lint bench stress fuzz clean tools
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/olric-raft
+
+# A single-node cluster in a temporary data dir (removed on exit), HTTP API
+# on 127.0.0.1:3380. Try: bin/olric-raft routing
+run: build
+	$(BIN) server --dev
+
+# Every package, race detector on. Long suites have their own targets.
+test:
+	$(GO) test -race -timeout 15m $(PKGS)
+
+race: test
+
+$(STATICCHECK):
+	GOFLAGS= $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+tools: $(STATICCHECK)
+
+lint: $(STATICCHECK)
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	$(STATICCHECK) $(PKGS)
+
+# Go benchmarks: placement, RPC, the FSM, cluster convergence and routing
+# propagation. Numbers in the README come from these commands.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./metadata ./fsm ./transport
+	$(GO) test -run '^$$' -bench FiveMembersConverge -benchtime 10x ./integration
+	$(GO) test -run '^$$' -bench RoutingProposalApplied -benchtime 500x ./integration
+
+# The seed's scenario, repeated: five members started concurrently converge
+# on one identical, balanced routing version, race detector on.
+stress:
+	$(GO) test -race -count=20 -run 'TestFiveMembersStartedConcurrentlyConverge' ./integration
+	$(GO) test -race -count=20 -run 'Concurren|Subscribe|WaitApplied' ./fsm
+
+# Every Fuzz target for FUZZTIME each (CI: 10s).
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+clean:
+	rm -rf bin

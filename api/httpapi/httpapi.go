@@ -1,0 +1,250 @@
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"path"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/olric-raft/olric-raft/metadata"
+	"github.com/olric-raft/olric-raft/node"
+)
+
+// Cluster is what the API needs from a node; *node.Node implements it.
+// Every method must be safe for concurrent use.
+type Cluster interface {
+	// ID returns this member's node id.
+	ID() metadata.NodeID
+	// Routing returns the committed routing table; never nil, immutable.
+	Routing() *metadata.RoutingTable
+	// Members returns the members and the routing version they come from.
+	Members() ([]node.MemberInfo, uint64)
+	// Leader returns the Raft leader, or false when none is known.
+	Leader() (node.LeaderInfo, bool)
+	// Status returns this node's view of itself and of the cluster.
+	Status() node.Status
+	// Ready returns nil once the node applied up to the leader's commit.
+	Ready(ctx context.Context) error
+	// Join contacts existing members at their gossip addresses and returns
+	// how many it reached.
+	Join(ctx context.Context, gossipAddrs []string) (int, error)
+	// Leave gracefully leaves the cluster, then closes the node.
+	Leave(ctx context.Context) error
+	// RemoveMember forces a dead member out of the cluster.
+	RemoveMember(ctx context.Context, id metadata.NodeID) error
+}
+
+// Options tunes the handler. The zero value is usable.
+type Options struct {
+	// Logger receives panics, internal errors and failed writes. Nil means
+	// slog.Default().
+	Logger *slog.Logger
+	// MaxBodyBytes bounds request bodies; larger ones get 413 too_large.
+	// Zero or negative means DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// OnLeft, if set, is called after a successful POST /v1/cluster/leave
+	// once the response is flushed, so that the server can exit. It runs on
+	// the request's goroutine and must not block (the server's Shutdown
+	// waits for that request to finish).
+	OnLeft func()
+}
+
+// DefaultMaxBodyBytes is the request body limit when Options.MaxBodyBytes
+// is not set: 1 MiB.
+const DefaultMaxBodyBytes int64 = 1 << 20
+
+// HeaderRoutingVersion is set on every response to the committed routing
+// version the node had when it answered.
+const HeaderRoutingVersion = "X-Routing-Version"
+
+// Time budgets of the requests that change the cluster. They bound the work
+// even when the client sets no deadline; they stay under a typical server
+// WriteTimeout (60s) so that the answer still reaches the client.
+const (
+	// readyTimeout bounds Cluster.Ready for GET /readyz.
+	readyTimeout = 2 * time.Second
+	// opTimeout bounds join and remove.
+	opTimeout = 30 * time.Second
+	// leaveTimeout bounds a graceful leave. Leave runs detached from the
+	// client's connection: a client that gives up must not abandon a
+	// half-done handover.
+	leaveTimeout = 30 * time.Second
+)
+
+// api is the http.Handler returned by New.
+type api struct {
+	c       Cluster
+	log     *slog.Logger
+	maxBody int64
+	onLeft  func()
+	mux     *http.ServeMux
+}
+
+var _ http.Handler = (*api)(nil)
+
+// New returns the HTTP API of c. It panics if c is nil (a wiring bug).
+func New(c Cluster, opts Options) http.Handler {
+	if c == nil {
+		panic("httpapi: nil Cluster")
+	}
+	a := &api{
+		c:       c,
+		log:     opts.Logger,
+		maxBody: opts.MaxBodyBytes,
+		onLeft:  opts.OnLeft,
+		mux:     http.NewServeMux(),
+	}
+	if a.log == nil {
+		a.log = slog.Default()
+	}
+	if a.maxBody <= 0 {
+		a.maxBody = DefaultMaxBodyBytes
+	}
+	a.routes()
+	return a
+}
+
+// routes registers every endpoint. GET patterns also answer HEAD.
+func (a *api) routes() {
+	a.handle("GET /v1/cluster/routing", a.getRouting)
+	a.handle("GET /v1/cluster/members", a.getMembers)
+	a.handle("GET /v1/cluster/leader", a.getLeader)
+	a.handle("GET /v1/cluster/locate", a.getLocate)
+	a.handle("POST /v1/cluster/join", a.postJoin)
+	a.handle("POST /v1/cluster/leave", a.postLeave)
+	a.handle("DELETE /v1/cluster/members/{id}", a.deleteMember)
+	a.handle("GET /v1/status", a.getStatus)
+	a.handle("GET /healthz", a.getHealthz)
+	a.handle("GET /readyz", a.getReadyz)
+	// The data plane (/v1/dmaps/{dmap}/...) registers here later.
+}
+
+// handlerFunc is an endpoint: it writes a success response itself, or
+// returns an error that ServeHTTP maps to a status and code.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+func (a *api) handle(pattern string, h handlerFunc) {
+	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			a.writeError(w, r, err)
+		}
+	})
+}
+
+// ServeHTTP sets the headers every response carries, answers unknown paths
+// and methods with JSON, and recovers panics.
+func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	sw := &statusWriter{ResponseWriter: w}
+	defer a.recoverPanic(sw, r)
+
+	h := sw.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set(HeaderRoutingVersion, strconv.FormatUint(a.routing().Version, 10))
+
+	// ServeMux would answer a non-canonical path ("//", "/./", "/../") with a
+	// text/html redirect; an API client is better told plainly.
+	if r.Method != http.MethodConnect && r.URL.Path != cleanPath(r.URL.Path) {
+		a.writeError(sw, r, errorf(http.StatusNotFound, CodeNotFound, "no such path %q (not canonical)", r.URL.Path))
+		return
+	}
+	// ServeMux's own 404 and 405 answers are text/plain: answer those here.
+	if _, pattern := a.mux.Handler(r); pattern == "" {
+		a.noRoute(sw, r)
+		return
+	}
+	a.mux.ServeHTTP(sw, r)
+}
+
+// probeMethods are the methods tried to build the Allow header of a 405.
+var probeMethods = []string{
+	http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+	http.MethodPatch, http.MethodDelete, http.MethodOptions,
+}
+
+// noRoute answers a request no pattern matches: 405 with Allow when the path
+// exists for other methods, else 404.
+func (a *api) noRoute(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, m := range probeMethods {
+		probe := &http.Request{Method: m, URL: r.URL, Host: r.Host, Header: http.Header{}}
+		if _, pattern := a.mux.Handler(probe); pattern != "" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) == 0 {
+		a.writeError(w, r, errorf(http.StatusNotFound, CodeNotFound, "no such path %q", r.URL.Path))
+		return
+	}
+	allowed := strings.Join(allow, ", ")
+	w.Header().Set("Allow", allowed)
+	a.writeError(w, r, errorf(http.StatusMethodNotAllowed, CodeMethodNotAllowed,
+		"method %s not allowed on %s; allowed: %s", r.Method, r.URL.Path, allowed))
+}
+
+// cleanPath returns the canonical form of p, as net/http's ServeMux computes
+// it: rooted, path.Clean'ed, keeping a trailing slash.
+func cleanPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	if p[0] != '/' {
+		p = "/" + p
+	}
+	np := path.Clean(p)
+	if p[len(p)-1] == '/' && np != "/" {
+		np += "/"
+	}
+	return np
+}
+
+// routing returns the committed table, tolerating a nil one.
+func (a *api) routing() *metadata.RoutingTable {
+	if t := a.c.Routing(); t != nil {
+		return t
+	}
+	return &metadata.RoutingTable{}
+}
+
+// recoverPanic is the last line of defence: a panic in a handler (a bug) is
+// logged with its stack and answered with 500 internal if nothing was
+// written yet. http.ErrAbortHandler keeps its meaning (abort the response).
+func (a *api) recoverPanic(w *statusWriter, r *http.Request) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	if v == http.ErrAbortHandler { // a sentinel panic value, compared as net/http does
+		panic(v)
+	}
+	a.log.Error("httpapi: panic serving request", "method", r.Method, "path", r.URL.Path,
+		"panic", v, "stack", string(debug.Stack()))
+	if w.wrote {
+		return
+	}
+	a.writeError(w, r, errorf(http.StatusInternalServerError, CodeInternal, "internal error"))
+}
+
+// statusWriter records whether the response was started, so that
+// recoverPanic knows whether it can still answer.
+type statusWriter struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.wrote = true
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer (Flush).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

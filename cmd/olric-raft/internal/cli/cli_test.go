@@ -1,0 +1,372 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http/httptest"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/olric-raft/olric-raft/api/httpapi"
+	"github.com/olric-raft/olric-raft/api/httpapi/httpapitest"
+	"github.com/olric-raft/olric-raft/client"
+	"github.com/olric-raft/olric-raft/metadata"
+	"github.com/olric-raft/olric-raft/node"
+)
+
+// result is what one run of the binary printed and returned.
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// run runs the binary's Main with args and env; NewNode, if nil, fails.
+func run(t *testing.T, d Deps, env map[string]string, args ...string) result {
+	t.Helper()
+	var stdout, stderr syncBuffer
+	d.Stdout, d.Stderr, d.LookupEnv = &stdout, &stderr, envOf(env)
+	if d.Version == "" {
+		d.Version = "test-version"
+	}
+	code := Main(context.Background(), args, d)
+	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
+}
+
+// apiServer serves httpapi over a fake cluster.
+func apiServer(t *testing.T, fake *httpapitest.Cluster) string {
+	t.Helper()
+	srv := httptest.NewServer(httpapi.New(fake, httpapi.Options{Logger: slog.New(slog.NewTextHandler(t.Output(), nil))}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+func (r result) want(t *testing.T, code int, stdout, stderr []string) {
+	t.Helper()
+	if r.code != code {
+		t.Errorf("exit code %d, want %d\nstdout:\n%s\nstderr:\n%s", r.code, code, r.stdout, r.stderr)
+	}
+	for _, s := range stdout {
+		if !strings.Contains(r.stdout, s) {
+			t.Errorf("stdout does not contain %q:\n%s", s, r.stdout)
+		}
+	}
+	for _, s := range stderr {
+		if !strings.Contains(r.stderr, s) {
+			t.Errorf("stderr does not contain %q:\n%s", s, r.stderr)
+		}
+	}
+}
+
+// cells splits a table row into its cells (separated by two or more spaces).
+func cells(line string) []string {
+	return regexp.MustCompile(`\s{2,}`).Split(strings.TrimSpace(line), -1)
+}
+
+// findRow returns the cells of the first stdout line whose first cell is
+// first.
+func findRow(out, first string) []string {
+	for _, line := range strings.Split(out, "\n") {
+		if c := cells(line); len(c) > 0 && c[0] == first {
+			return c
+		}
+	}
+	return nil
+}
+
+func TestMembersCommand(t *testing.T) {
+	fake := httpapitest.NewCluster(3, 12, 2)
+	addr := apiServer(t, fake)
+
+	r := run(t, Deps{}, nil, "members", "--address", addr)
+	r.want(t, 0, []string{"routing version: 42", "ID", "STATE", "GOSSIP", "RAFT", "LEADER", "PRIMARIES", "BACKUPS", "CLUSTER_ADDR"}, nil)
+	row := findRow(r.stdout, "node-1")
+	if !slices.Equal(row, []string{"node-1", "alive", "alive", "voter", "*", "4", "4", "127.0.0.1:13331", "127.0.0.1:13332", "127.0.0.1:13390"}) {
+		t.Errorf("node-1 row: %q\n%s", row, r.stdout)
+	}
+	if row := findRow(r.stdout, "node-2"); len(row) != 10 || row[4] != "-" {
+		t.Errorf("node-2 row: %q", row)
+	}
+
+	r = run(t, Deps{}, nil, "members", "--address", addr, "-o", "json")
+	r.want(t, 0, nil, nil)
+	var ms client.Members
+	if err := json.Unmarshal([]byte(r.stdout), &ms); err != nil {
+		t.Fatalf("json output: %v\n%s", err, r.stdout)
+	}
+	if ms.RoutingVersion != 42 || len(ms.Members) != 3 || ms.Members[2].ID != "node-3" || ms.Members[2].RaftSuffrage != "voter" {
+		t.Errorf("json members: %+v", ms)
+	}
+}
+
+func TestRoutingCommand(t *testing.T) {
+	fake := httpapitest.NewCluster(3, 7, 2)
+	fake.Set(func(s *httpapitest.State) {
+		t := s.Table.Clone()
+		t.Partitions[5].State, t.Partitions[5].HandoffTo = metadata.PartitionHandoff, "node-2"
+		s.Table = t
+	})
+	addr := apiServer(t, fake)
+
+	r := run(t, Deps{}, nil, "routing", "--address", addr)
+	r.want(t, 0, []string{"MEMBER", "PARTITION", "PRIMARY", "HANDOFF_TO"}, nil)
+	for first, want := range map[string][]string{
+		"routing version:": {"routing version:", "42"},
+		"partition count:": {"partition count:", "7"},
+		"replicas:":        {"replicas:", "2"},
+		"node-1":           {"node-1", "alive", "yes", "3", "2"},
+		"node-2":           {"node-2", "alive", "yes", "2", "3"},
+		"0":                {"0", "node-1", "node-2", "active", "1", "-"},
+		"5":                {"5", "node-3", "node-1", "handoff", "1", "node-2"},
+		"6":                {"6", "node-1", "node-2", "active", "1", "-"},
+	} {
+		if got := findRow(r.stdout, first); !slices.Equal(got, want) {
+			t.Errorf("row %q: got %q, want %q\n%s", first, got, want, r.stdout)
+		}
+	}
+	if findRow(r.stdout, "7") != nil {
+		t.Errorf("a partition 7 row:\n%s", r.stdout)
+	}
+
+	r = run(t, Deps{}, nil, "routing", "--address", addr, "--partition", "5")
+	r.want(t, 0, []string{"routing version:", "partition count:"}, nil)
+	if got := findRow(r.stdout, "5"); !slices.Equal(got, []string{"5", "node-3", "node-1", "handoff", "1", "node-2"}) {
+		t.Errorf("partition 5: %q\n%s", got, r.stdout)
+	}
+	if findRow(r.stdout, "0") != nil || strings.Contains(r.stdout, "MEMBER") {
+		t.Errorf("--partition shows more than the partition:\n%s", r.stdout)
+	}
+
+	r = run(t, Deps{}, nil, "routing", "--address", addr, "-o", "json", "--partition", "0")
+	r.want(t, 0, nil, nil)
+	var rt client.Routing
+	if err := json.Unmarshal([]byte(r.stdout), &rt); err != nil {
+		t.Fatalf("json: %v\n%s", err, r.stdout)
+	}
+	if rt.RoutingVersion != 42 || rt.PartitionCount != 7 || len(rt.Partitions) != 1 || rt.Partitions[0].Primary != "node-1" {
+		t.Errorf("json routing: %+v", rt)
+	}
+
+	r = run(t, Deps{}, nil, "routing", "--address", addr, "--partition", "7")
+	r.want(t, 1, nil, []string{"error: not_found: partition 7 does not exist", "hint: no such partition"})
+}
+
+func TestStatusCommand(t *testing.T) {
+	addr := apiServer(t, httpapitest.NewCluster(3, 12, 2))
+	r := run(t, Deps{}, nil, "status", "--address", addr)
+	r.want(t, 0, nil, nil)
+	for first, want := range map[string]string{
+		"node id:":         "node-1",
+		"raft state:":      "Leader",
+		"leader:":          "node-1 (127.0.0.1:13331, term 3)",
+		"routing version:": "42",
+		"members:":         "3 (3 alive, 3 voters, 3 in gossip)",
+		"uptime:":          "13s",
+	} {
+		if got := findRow(r.stdout, first); len(got) != 2 || got[1] != want {
+			t.Errorf("%s got %q, want %q\n%s", first, got, want, r.stdout)
+		}
+	}
+	r = run(t, Deps{}, nil, "status", "--address", addr, "-o", "json")
+	var st client.Status
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil || st.NodeID != "node-1" || st.Leader == nil {
+		t.Errorf("json status: %v %+v", err, st)
+	}
+}
+
+func TestJoinLeaveRemoveCommands(t *testing.T) {
+	fake := httpapitest.NewCluster(3, 3, 2)
+	addr := apiServer(t, fake)
+
+	r := run(t, Deps{}, nil, "join", "--address", addr, "10.0.0.1:3322,10.0.0.2:3322", "10.0.0.3:3322")
+	r.want(t, 0, []string{"joined: contacted 3 of 3 address(es)"}, nil)
+	if got := fake.Calls().Joins; len(got) != 1 || !slices.Equal(got[0], []string{"10.0.0.1:3322", "10.0.0.2:3322", "10.0.0.3:3322"}) {
+		t.Errorf("joins: %v", got)
+	}
+	r = run(t, Deps{}, nil, "join", "--address", addr, "-o", "json", "a:1")
+	if r.code != 0 || strings.TrimSpace(r.stdout) != "{\n  \"joined\": 1\n}" {
+		t.Errorf("join json: %+v", r)
+	}
+
+	r = run(t, Deps{}, nil, "remove", "--address", addr, "node-3")
+	r.want(t, 0, []string{"removed: node-3"}, nil)
+	r = run(t, Deps{}, nil, "remove", "--address", addr, "-o", "json", "node-2")
+	if r.code != 0 || strings.TrimSpace(r.stdout) != "{\n  \"removed\": \"node-2\"\n}" {
+		t.Errorf("remove json: %+v", r)
+	}
+	if got := fake.Calls().Removed; !slices.Equal(got, []metadata.NodeID{"node-3", "node-2"}) {
+		t.Errorf("removed: %v", got)
+	}
+
+	r = run(t, Deps{}, nil, "leave", "--address", addr)
+	r.want(t, 0, []string{"left: the member at " + addr}, nil)
+	r = run(t, Deps{}, nil, "leave", "--address", addr, "-o", "json")
+	if r.code != 0 || strings.TrimSpace(r.stdout) != "{\n  \"left\": true\n}" {
+		t.Errorf("leave json: %+v", r)
+	}
+	if got := fake.Calls().Leaves; got != 2 {
+		t.Errorf("leaves: %d", got)
+	}
+}
+
+// TestErrorsAndHints: every failure prints "error: <code>: <message>" and
+// a hint on stderr, nothing on stdout, and exits 1.
+func TestErrorsAndHints(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		set   func(s *httpapitest.State)
+		args  []string
+		wants []string
+	}{
+		{"no leader", func(s *httpapitest.State) { s.RemoveErr = node.ErrNoLeader },
+			[]string{"remove", "node-2"},
+			[]string{"error: no_leader: node: no leader", "hint: the cluster has no leader; check that a majority of voters is up"}},
+		{"member alive", func(s *httpapitest.State) { s.RemoveErr = fmt.Errorf("%w: node-2 is alive", node.ErrMemberAlive) },
+			[]string{"remove", "node-2"},
+			[]string{"error: member_alive: node: member is alive: node-2 is alive", "hint: the member is alive: run 'olric-raft leave'"}},
+		{"unknown member", func(s *httpapitest.State) { s.RemoveErr = node.ErrUnknownMember },
+			[]string{"remove", "node-9"},
+			[]string{"error: not_found:", "hint: no such member; list them with 'olric-raft members'"}},
+		{"bad id", nil, []string{"remove", "bad id"}, []string{"error: bad_request:", "hint: check the command's arguments"}},
+		{"join failed", func(s *httpapitest.State) { s.JoinErr = node.ErrJoinFailed },
+			[]string{"join", "a:1"}, []string{"error: join_failed:", "hint: none of the addresses answered"}},
+		{"bad join addr", nil, []string{"join", "nope"}, []string{"error: bad_request: addrs[0]:", "hint:"}},
+		{"leave timeout", func(s *httpapitest.State) { s.LeaveErr = node.ErrTimeout },
+			[]string{"leave"}, []string{"error: timeout:", "may still take effect", "hint: the operation timed out and may still take effect"}},
+		{"leaving", func(s *httpapitest.State) { s.LeaveErr = node.ErrLeaving },
+			[]string{"leave"}, []string{"error: leaving:", "hint: this member is leaving"}},
+		{"uninitialized", func(s *httpapitest.State) { s.Table = nil },
+			[]string{"routing", "--partition", "1"}, []string{"error: unavailable:", "hint: the routing table is not initialized yet"}},
+		{"internal", func(s *httpapitest.State) { s.JoinErr = fmt.Errorf("bug") },
+			[]string{"join", "a:1"}, []string{"error: internal:", "hint: this is a bug"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fake := httpapitest.NewCluster(3, 3, 2)
+			if tc.set != nil {
+				fake.Set(tc.set)
+			}
+			addr := apiServer(t, fake)
+			r := run(t, Deps{}, nil, append(tc.args, "--address", addr)...)
+			r.want(t, 1, nil, tc.wants)
+			if r.stdout != "" {
+				t.Errorf("stdout on error: %q", r.stdout)
+			}
+		})
+	}
+}
+
+func TestUnreachableAndTimeout(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close()
+	r := run(t, Deps{}, nil, "members", "--address", dead)
+	r.want(t, 1, nil, []string{"error: unreachable: cannot reach http://" + dead, "hint: is olric-raft running there? set --address or OLRIC_RAFT_ADDRESS"})
+
+	fake := httpapitest.NewCluster(1, 1, 1)
+	fake.Set(func(s *httpapitest.State) {
+		s.Hook = func(ctx context.Context, _ string) error { <-ctx.Done(); return ctx.Err() }
+	})
+	addr := apiServer(t, fake)
+	r = run(t, Deps{}, nil, "remove", "node-1", "--address", addr, "--timeout", "100ms")
+	r.want(t, 1, nil, []string{"error: timeout: no answer from " + addr + " within 100ms", "hint:"})
+}
+
+func TestAddressFromEnv(t *testing.T) {
+	addr := apiServer(t, httpapitest.NewCluster(1, 1, 1))
+	r := run(t, Deps{}, map[string]string{"OLRIC_RAFT_ADDRESS": addr, "OLRIC_RAFT_OUTPUT": "json"}, "status")
+	r.want(t, 0, []string{`"node_id": "node-1"`}, nil)
+	// The flag wins over the environment.
+	r = run(t, Deps{}, map[string]string{"OLRIC_RAFT_ADDRESS": "127.0.0.1:1"}, "status", "--address", addr)
+	r.want(t, 0, []string{"node id:"}, nil)
+	// Without either, the default address is used.
+	r = run(t, Deps{}, map[string]string{"OLRIC_RAFT_ADDRESS": strings.TrimPrefix(addr, "http://")}, "status")
+	r.want(t, 0, []string{"node id:"}, nil)
+}
+
+// TestUsageErrors: mistakes on the command line exit 2 with a message and
+// a pointer to --help, and send nothing.
+func TestUsageErrors(t *testing.T) {
+	fake := httpapitest.NewCluster(1, 1, 1)
+	addr := apiServer(t, fake)
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"membrs"}, nil, `unknown command "membrs"; did you mean members?`},
+		{[]string{"members", "extra"}, nil, `unknown command "extra"`},
+		{[]string{"members", "--bogus"}, nil, "unknown flag: --bogus"},
+		{[]string{"members", "-o", "yaml"}, nil, `--output "yaml" must be table or json`},
+		{[]string{"members"}, map[string]string{"OLRIC_RAFT_OUTPUT": "xml"}, `--output "xml"`},
+		{[]string{"members"}, map[string]string{"OLRIC_RAFT_TIMEOUT": "soon"}, "OLRIC_RAFT_TIMEOUT"},
+		{[]string{"members", "--timeout", "-1s"}, nil, "--timeout -1s must be positive"},
+		{[]string{"members", "--timeout", "xyz"}, nil, "invalid argument"},
+		{[]string{"members", "--address", "ftp://x"}, nil, "--address"},
+		{[]string{"routing", "--partition", "-1"}, nil, "invalid argument"},
+		{[]string{"remove"}, nil, "accepts 1 arg(s)"},
+		{[]string{"remove", "a", "b"}, nil, "accepts 1 arg(s)"},
+		{[]string{"remove", " "}, nil, "remove needs a node id"},
+		{[]string{"join"}, nil, "requires at least 1 arg(s)"},
+		{[]string{"join", ",,"}, nil, "join needs at least one address"},
+		{[]string{"leave", "now"}, nil, `unknown command "now"`},
+		{[]string{"server", "--raft-voters", "x"}, nil, "invalid argument"},
+		{[]string{"server", "extra"}, nil, `unknown command "extra"`},
+		{[]string{"server", "--dev", "--raft-voters", "2"}, nil, "raft_voters"},
+		{[]string{"version", "x"}, nil, `unknown command "x"`},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			env := map[string]string{"OLRIC_RAFT_ADDRESS": addr}
+			for k, v := range tc.env {
+				env[k] = v
+			}
+			d := Deps{NewNode: func(node.Config) (Node, error) {
+				t.Error("a usage error started a node")
+				return nil, fmt.Errorf("no")
+			}}
+			r := run(t, d, env, tc.args...)
+			r.want(t, 2, nil, []string{"error: ", tc.want, "--help' for usage."})
+		})
+	}
+	if got := fake.Calls(); got.Leaves+len(got.Joins)+len(got.Removed) != 0 {
+		t.Errorf("a usage error reached the server: %+v", got)
+	}
+}
+
+func TestHelpAndVersion(t *testing.T) {
+	r := run(t, Deps{}, nil)
+	r.want(t, 0, []string{"Usage:", "server", "members", "routing", "status", "join", "leave", "remove", "version"}, nil)
+	r = run(t, Deps{}, nil, "server", "--help")
+	r.want(t, 0, []string{"--node-id", "--bootstrap-expect", "--timing", "--config", "--dev", "--log-format"}, nil)
+	if strings.Contains(r.stdout, "--tls") || strings.Contains(r.stdout, "--gossip-key") || strings.Contains(r.stdout, "completion") {
+		t.Errorf("unexpected flags or commands:\n%s", r.stdout)
+	}
+	r = run(t, Deps{}, nil, "version")
+	r.want(t, 0, []string{"olric-raft test-version (go"}, nil)
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writes and reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

@@ -1,0 +1,31 @@
+// Package cli is the olric-raft binary's command line: the server command
+// and the operator commands (members, routing, status, join, leave,
+// remove), plus version. cmd/olric-raft's main only wires it to node.New.
+//
+// It lives apart from main so that every command, the server's lifecycle
+// included, is tested with a fake node (Deps.NewNode) and without a
+// process.
+//
+// # Settings
+//
+// The server's settings come from, in order of precedence: flags, the
+// environment (OLRIC_RAFT_<FLAG>, upper case, dashes as underscores), the
+// --config YAML file (node.Config's yaml keys plus log_level and
+// log_format; unknown keys are errors), and defaults (node.DefaultConfig).
+// buildServerConfig resolves and validates them, reporting every problem at
+// once.
+//
+// # Exit codes
+//
+// 0 success (a graceful shutdown included), 1 failure (the error is printed
+// as "error: <code>: <message>" with a hint), 2 usage error (bad command
+// line, environment or config file).
+//
+// # Goroutines of the server command
+//
+// runServer owns them all and waits for them before it returns: the HTTP
+// server's Serve (stopped by Shutdown/Close), the readiness watcher
+// (stopped by cancelling its context), and during a signal-initiated leave
+// the goroutine running Node.Leave (ends when Leave returns; bounded by its
+// timeout, or by Close on a second signal).
+package cli

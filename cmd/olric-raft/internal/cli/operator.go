@@ -1,0 +1,258 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/olric-raft/olric-raft/client"
+)
+
+// Defaults of the operator commands.
+const (
+	defaultAddress = "http://127.0.0.1:3380"
+	// defaultTimeout is above the server's budget for a graceful leave
+	// (30s), so that leave's answer arrives.
+	defaultTimeout = time.Minute
+)
+
+// opFlags are the flags every operator command has.
+type opFlags struct {
+	address string
+	output  string
+	timeout time.Duration
+}
+
+// operator is one operator command being run.
+type operator struct {
+	opFlags
+	d   *Deps
+	cmd *cobra.Command
+	c   *client.Client
+}
+
+// newOperatorCmd builds an operator command: run gets a connected client
+// once the common flags are resolved and checked.
+func newOperatorCmd(d *Deps, cmd *cobra.Command, run func(o *operator, args []string) error) *cobra.Command {
+	o := &operator{d: d, cmd: cmd}
+	fs := cmd.Flags()
+	fs.StringVar(&o.address, "address", defaultAddress, "HTTP API address of a member (env "+envName("address")+")")
+	fs.StringVarP(&o.output, "output", "o", "table", "output format: table or json (env "+envName("output")+")")
+	fs.DurationVar(&o.timeout, "timeout", defaultTimeout, "bound on the request (env "+envName("timeout")+")")
+	cmd.RunE = func(_ *cobra.Command, args []string) error {
+		if err := o.prepare(); err != nil {
+			return err
+		}
+		return run(o, args)
+	}
+	return cmd
+}
+
+// prepare resolves the common flags (flag > env > default) and makes the
+// client. Its errors are usage errors.
+func (o *operator) prepare() error {
+	var problems []string
+	for _, err := range applyEnv(o.cmd.Flags(), o.d.LookupEnv, "address", "output", "timeout") {
+		problems = append(problems, err.Error())
+	}
+	if o.output != "table" && o.output != "json" {
+		problems = append(problems, fmt.Sprintf("--output %q must be table or json", o.output))
+	}
+	if o.timeout <= 0 {
+		problems = append(problems, fmt.Sprintf("--timeout %s must be positive", o.timeout))
+	}
+	c, err := client.New(o.address, client.WithTimeout(o.timeout))
+	if err != nil {
+		problems = append(problems, fmt.Sprintf("--address: %v", err))
+	}
+	if len(problems) > 0 {
+		return &usageError{err: errors.New(strings.Join(problems, "; "))}
+	}
+	o.c = c
+	return nil
+}
+
+func (o *operator) ctx() context.Context { return o.cmd.Context() }
+
+// explain turns a client error into a cliError with a hint.
+func (o *operator) explain(err error) error {
+	var ae *client.APIError
+	if errors.As(err, &ae) {
+		return &cliError{Code: ae.Code, Message: ae.Message, Hint: hint(ae.Code, o.cmd.Name())}
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return &cliError{Code: "timeout", Message: fmt.Sprintf("no answer from %s within %s", o.c.Address(), o.timeout),
+			Hint: "the member may be overloaded or cut off: check its logs, or raise --timeout; a join, leave or remove may still take effect"}
+	}
+	if errors.Is(err, client.ErrUnexpectedResponse) {
+		return &cliError{Code: "bad_response", Message: err.Error(),
+			Hint: "the answer did not come from an olric-raft member of this version; check --address"}
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return &cliError{Code: "unreachable", Message: fmt.Sprintf("cannot reach %s: %v", o.c.Address(), ue.Err),
+			Hint: "is olric-raft running there? set --address or " + envName("address")}
+	}
+	return err
+}
+
+// hint says what to do next after an error code of the API.
+func hint(code, cmd string) string {
+	switch code {
+	case client.CodeNoLeader:
+		return "the cluster has no leader; check that a majority of voters is up ('olric-raft members' shows who is a voter)"
+	case client.CodeNotReady:
+		return "the member is still catching up with the leader, or the cluster is not bootstrapped yet; retry shortly"
+	case client.CodeNotLeader:
+		return "the member could not reach the leader; retry, or run the command against the leader (see 'olric-raft status')"
+	case client.CodeTimeout:
+		return "the operation timed out and may still take effect; check 'olric-raft members' before retrying"
+	case client.CodeLeaving:
+		return "this member is leaving the cluster; use the --address of another member"
+	case client.CodeClosed:
+		return "this member has shut down; use the --address of another member"
+	case client.CodeUnavailable:
+		return "the routing table is not initialized yet; wait until the cluster has bootstrapped (--bootstrap or --bootstrap-expect)"
+	case client.CodeJoinFailed:
+		return "none of the addresses answered; give the gossip addresses (--gossip-addr) of running members"
+	case client.CodeMemberAlive:
+		return "the member is alive: run 'olric-raft leave' against it (or stop it) instead of remove"
+	case client.CodeNotFound:
+		switch cmd {
+		case "remove":
+			return "no such member; list them with 'olric-raft members'"
+		case "routing":
+			return "no such partition; partitions are numbered from 0 to the partition count - 1 (see 'olric-raft routing')"
+		}
+		return "the member does not know this request; check --address and that it runs the same olric-raft version"
+	case client.CodeBadRequest:
+		return "check the command's arguments (see --help)"
+	case client.CodeTooLarge:
+		return "the request is too large; send fewer addresses at a time"
+	case client.CodeMethodNotAllowed:
+		return "the member does not support this request; check that it runs the same olric-raft version"
+	case client.CodeInternal:
+		return "this is a bug in olric-raft; please report it with the member's logs"
+	case client.CodeHTTP:
+		return "the answer did not come from olric-raft (a proxy or another service?); check --address"
+	}
+	return ""
+}
+
+func newMembersCmd(d *Deps) *cobra.Command {
+	return newOperatorCmd(d, &cobra.Command{
+		Use:   "members",
+		Short: "List the members of the cluster",
+		Args:  args(cobra.NoArgs),
+	}, func(o *operator, _ []string) error {
+		ms, err := o.c.Members(o.ctx())
+		if err != nil {
+			return o.explain(err)
+		}
+		return o.print(ms, func(w *tabw) { printMembers(w, ms) })
+	})
+}
+
+func newRoutingCmd(d *Deps) *cobra.Command {
+	var partition uint32
+	cmd := &cobra.Command{
+		Use:   "routing [--partition N]",
+		Short: "Show the committed routing table (or one partition)",
+		Args:  args(cobra.NoArgs),
+	}
+	cmd = newOperatorCmd(d, cmd, func(o *operator, _ []string) error {
+		var rt *client.Routing
+		var err error
+		one := o.cmd.Flags().Changed("partition")
+		if one {
+			rt, err = o.c.Partition(o.ctx(), partition)
+		} else {
+			rt, err = o.c.Routing(o.ctx())
+		}
+		if err != nil {
+			return o.explain(err)
+		}
+		return o.print(rt, func(w *tabw) { printRouting(w, rt, !one) })
+	})
+	cmd.Flags().Uint32Var(&partition, "partition", 0, "show only this partition")
+	return cmd
+}
+
+func newStatusCmd(d *Deps) *cobra.Command {
+	return newOperatorCmd(d, &cobra.Command{
+		Use:   "status",
+		Short: "Show the status of a member",
+		Args:  args(cobra.NoArgs),
+	}, func(o *operator, _ []string) error {
+		st, err := o.c.Status(o.ctx())
+		if err != nil {
+			return o.explain(err)
+		}
+		return o.print(st, func(w *tabw) { printStatus(w, st) })
+	})
+}
+
+func newJoinCmd(d *Deps) *cobra.Command {
+	return newOperatorCmd(d, &cobra.Command{
+		Use:   "join ADDR...",
+		Short: "Make a member join existing members at their gossip addresses (host:port)",
+		Args:  args(cobra.MinimumNArgs(1)),
+	}, func(o *operator, a []string) error {
+		var addrs []string
+		for _, arg := range a {
+			for _, s := range strings.Split(arg, ",") {
+				if s = strings.TrimSpace(s); s != "" {
+					addrs = append(addrs, s)
+				}
+			}
+		}
+		if len(addrs) == 0 {
+			return &usageError{err: errors.New("join needs at least one address (host:port)")}
+		}
+		n, err := o.c.Join(o.ctx(), addrs)
+		if err != nil {
+			return o.explain(err)
+		}
+		return o.print(map[string]int{"joined": n}, func(w *tabw) {
+			w.line("joined: contacted %d of %d address(es)", n, len(addrs))
+		})
+	})
+}
+
+func newLeaveCmd(d *Deps) *cobra.Command {
+	return newOperatorCmd(d, &cobra.Command{
+		Use:   "leave",
+		Short: "Make a member leave the cluster gracefully (hand over partitions and leadership) and exit",
+		Args:  args(cobra.NoArgs),
+	}, func(o *operator, _ []string) error {
+		if err := o.c.Leave(o.ctx()); err != nil {
+			return o.explain(err)
+		}
+		return o.print(map[string]bool{"left": true}, func(w *tabw) {
+			w.line("left: the member at %s left the cluster and is shutting down", o.c.Address())
+		})
+	})
+}
+
+func newRemoveCmd(d *Deps) *cobra.Command {
+	return newOperatorCmd(d, &cobra.Command{
+		Use:   "remove NODE",
+		Short: "Force a dead member out of the cluster",
+		Args:  args(cobra.ExactArgs(1)),
+	}, func(o *operator, a []string) error {
+		if strings.TrimSpace(a[0]) == "" {
+			return &usageError{err: errors.New("remove needs a node id")}
+		}
+		if err := o.c.Remove(o.ctx(), a[0]); err != nil {
+			return o.explain(err)
+		}
+		return o.print(map[string]string{"removed": a[0]}, func(w *tabw) {
+			w.line("removed: %s", a[0])
+		})
+	})
+}

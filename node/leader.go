@@ -1,0 +1,455 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/hashicorp/raft"
+
+	"github.com/olric-raft/olric-raft/fsm"
+	"github.com/olric-raft/olric-raft/metadata"
+)
+
+// watchLeadership runs the leader loop for as long as this node is the Raft
+// leader. It is the only goroutine that starts or stops the leader loop.
+func (n *Node) watchLeadership(notify <-chan bool) {
+	defer n.wg.Done()
+	var (
+		leaderStop chan struct{}
+		leaderDone chan struct{}
+	)
+	stopLeader := func() {
+		if leaderStop != nil {
+			close(leaderStop)
+			<-leaderDone
+			leaderStop, leaderDone = nil, nil
+			n.leaderReadyTerm.Store(0)
+		}
+	}
+	defer stopLeader()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case isLeader := <-notify:
+			switch {
+			case isLeader && leaderStop == nil:
+				leaderStop, leaderDone = make(chan struct{}), make(chan struct{})
+				go func(stop, done chan struct{}) {
+					defer close(done)
+					n.leaderLoop(stop)
+				}(leaderStop, leaderDone)
+			case !isLeader:
+				stopLeader()
+			}
+		}
+	}
+}
+
+// leaderLoop is run by the leader: a Barrier first (so its FSM has applied
+// every entry of earlier terms), then level-triggered reconciliation from
+// scratch, on every memberlist event and every ReconcileInterval.
+func (n *Node) leaderLoop(stop <-chan struct{}) {
+	term := n.raft.CurrentTerm()
+	n.log.Info("became raft leader", "term", term)
+	for {
+		if err := n.raft.Barrier(5 * time.Second).Error(); err == nil {
+			break
+		} else {
+			n.log.Warn("leader barrier failed", "err", err)
+		}
+		select {
+		case <-stop:
+			return
+		case <-time.After(n.cfg.Timing.ReconcileInterval):
+		}
+	}
+	n.leaderReadyTerm.Store(term)
+	rl := &reconciler{n: n, absentSince: make(map[metadata.NodeID]time.Time), since: time.Now()}
+	ticker := time.NewTicker(n.cfg.Timing.ReconcileInterval)
+	defer ticker.Stop()
+	for {
+		// Run reconcile steps until nothing is left to change (each step
+		// proposes at most one entry and re-reads the committed state).
+		for range 64 {
+			changed, err := rl.step()
+			if err != nil {
+				if !errors.Is(err, raft.ErrNotLeader) && !errors.Is(err, raft.ErrLeadershipLost) {
+					n.log.Warn("reconcile step failed", "err", err)
+				}
+				break
+			}
+			if !changed {
+				break
+			}
+			select {
+			case <-stop:
+				return
+			default:
+			}
+		}
+		select {
+		case <-stop:
+			return
+		case <-n.kick:
+		case <-ticker.C:
+		}
+	}
+}
+
+// triggerReconcile wakes the leader loop without blocking.
+func (n *Node) triggerReconcile() {
+	select {
+	case n.kick <- struct{}{}:
+	default:
+	}
+}
+
+// reconciler holds the leader's soft state for one term.
+type reconciler struct {
+	n *Node
+	// since is when this term's reconciliation started; a member is not
+	// declared failed for being unknown to gossip before failGrace passed.
+	since       time.Time
+	absentSince map[metadata.NodeID]time.Time
+}
+
+// failGrace is how long a member may be absent from this node's gossip view
+// (never reported dead, e.g. because this leader just started) before it is
+// declared failed.
+func (r *reconciler) failGrace() time.Duration {
+	t := r.n.cfg.Timing
+	return time.Duration(4*t.GossipSuspicionMult+4) * t.GossipProbeInterval
+}
+
+// desired is what the leader observes: live gossip members with their
+// metadata and the Raft configuration.
+type observed struct {
+	table   *metadata.RoutingTable
+	gossip  map[metadata.NodeID]gossipMember
+	servers []raft.Server
+	cfgIdx  uint64
+}
+
+func (r *reconciler) observe() (observed, error) {
+	n := r.n
+	o := observed{table: n.fsm.Routing(), gossip: make(map[metadata.NodeID]gossipMember)}
+	for _, g := range n.gossipMembers() {
+		o.gossip[g.ID] = g
+	}
+	servers, idx, err := n.raftServers()
+	if err != nil {
+		return o, err
+	}
+	o.servers, o.cfgIdx = servers, idx
+	return o, nil
+}
+
+func (o observed) server(id metadata.NodeID) (raft.Server, bool) {
+	for _, s := range o.servers {
+		if string(s.ID) == string(id) {
+			return s, true
+		}
+	}
+	return raft.Server{}, false
+}
+
+// gone reports whether member m (of the routing table) is known to be gone:
+// memberlist declared it dead or left, or it has been absent from gossip
+// longer than the grace period.
+func (r *reconciler) gone(o observed, id metadata.NodeID, now time.Time) bool {
+	if _, ok := o.gossip[id]; ok {
+		delete(r.absentSince, id)
+		return false
+	}
+	if id == r.n.cfg.NodeID {
+		return false
+	}
+	if g, ok := r.n.delegate.gone(id); ok && (g.State == memberlist.StateDead || g.State == memberlist.StateLeft) {
+		return true
+	}
+	first, ok := r.absentSince[id]
+	if !ok {
+		r.absentSince[id] = now
+		first = now
+	}
+	return now.Sub(first) >= r.failGrace() && now.Sub(r.since) >= r.failGrace()
+}
+
+// step makes at most one change (a Raft configuration change or one routing
+// entry) and reports whether it made one.
+func (r *reconciler) step() (bool, error) {
+	o, err := r.observe()
+	if err != nil {
+		return false, err
+	}
+	now := time.Now()
+	t := o.table
+
+	// 1. Raft configuration: every live gossip member that is not leaving
+	//    becomes a Raft server: a voter while fewer than RaftVoters live
+	//    voters exist, else a non-voter.
+	if changed, err := r.reconcileRaft(o, now); changed || err != nil {
+		return changed, err
+	}
+
+	// 2. The first routing table, from the members that are Raft servers.
+	if !t.Initialized() {
+		return r.initRouting(o)
+	}
+
+	// 3. Members: rejoin with a new incarnation, join, failure, leave.
+	for _, m := range t.Members {
+		g, live := o.gossip[m.ID]
+		switch {
+		case live && g.Meta.Incarnation != m.Incarnation:
+			if _, ok := o.server(m.ID); !ok {
+				continue // wait until it is a Raft server again
+			}
+			nm := memberFromGossip(g, o)
+			return r.propose(fsm.CommandMemberJoin, t, []metadata.Member{nm}, nil, without(t.AliveMembers(), m.ID),
+				fmt.Sprintf("member %s restarted (incarnation %s -> %s): its replicas are dropped", m.ID, m.Incarnation, g.Meta.Incarnation))
+		case live && m.State == metadata.MemberFailed:
+			nm := memberFromGossip(g, o)
+			return r.propose(fsm.CommandMemberJoin, t, []metadata.Member{nm}, nil, t.AliveMembers(),
+				fmt.Sprintf("member %s is reachable again; it rejoins empty", m.ID))
+		case m.State == metadata.MemberAlive && r.gone(o, m.ID, now):
+			fm := m
+			fm.State = metadata.MemberFailed
+			return r.propose(fsm.CommandMemberFailed, t, []metadata.Member{fm}, nil, without(t.AliveMembers(), m.ID),
+				fmt.Sprintf("member %s failed", m.ID))
+		case m.State == metadata.MemberLeaving && !live && r.gone(o, m.ID, now):
+			return r.propose(fsm.CommandMemberRemove, t, nil, []metadata.NodeID{m.ID}, t.AliveMembers(),
+				fmt.Sprintf("member %s left", m.ID))
+		}
+	}
+	for _, id := range sortedKeys(o.gossip) {
+		g := o.gossip[id]
+		if _, ok := t.Member(id); ok {
+			continue
+		}
+		if _, ok := o.server(id); !ok {
+			continue
+		}
+		nm := memberFromGossip(g, o)
+		return r.propose(fsm.CommandMemberJoin, t, []metadata.Member{nm}, nil, append(t.AliveMembers(), id),
+			fmt.Sprintf("member %s joined", id))
+	}
+
+	// 4. Voter flags in the table follow the Raft configuration.
+	for _, m := range t.Members {
+		s, ok := o.server(m.ID)
+		voter := ok && s.Suffrage == raft.Voter
+		if m.Voter != voter {
+			um := m
+			um.Voter = voter
+			return r.propose(fsm.CommandSetVoter, t, []metadata.Member{um}, nil, nil,
+				fmt.Sprintf("member %s voter=%t", m.ID, voter))
+		}
+	}
+
+	// 5. Balance.
+	return r.propose(fsm.CommandRebalance, t, nil, nil, t.AliveMembers(), "rebalance")
+}
+
+// reconcileRaft adds live members to the Raft configuration, promotes a
+// non-voter when a voter is gone, and removes servers that are gone.
+func (r *reconciler) reconcileRaft(o observed, now time.Time) (bool, error) {
+	n := r.n
+	t := o.table
+	liveVoters := 0
+	var liveNonvoters []metadata.NodeID
+	for _, s := range o.servers {
+		id := metadata.NodeID(s.ID)
+		_, live := o.gossip[id]
+		if !live && id != n.cfg.NodeID {
+			continue
+		}
+		if s.Suffrage == raft.Voter {
+			liveVoters++
+		} else if m, ok := t.Member(id); !ok || m.State == metadata.MemberAlive {
+			liveNonvoters = append(liveNonvoters, id)
+		}
+	}
+	timeout := 5 * time.Second
+	// Add live gossip members that are not Raft servers.
+	for _, id := range sortedKeys(o.gossip) {
+		g := o.gossip[id]
+		if _, ok := o.server(id); ok {
+			continue
+		}
+		if m, ok := t.Member(id); ok && m.State == metadata.MemberLeaving && m.Incarnation == g.Meta.Incarnation {
+			continue // it is on its way out
+		}
+		var f raft.IndexFuture
+		if liveVoters < n.cfg.RaftVoters {
+			n.log.Info("adding raft voter", "member", id, "addr", g.Meta.ClusterAddr)
+			f = n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(g.Meta.ClusterAddr), o.cfgIdx, timeout)
+		} else {
+			n.log.Info("adding raft non-voter", "member", id, "addr", g.Meta.ClusterAddr)
+			f = n.raft.AddNonvoter(raft.ServerID(id), raft.ServerAddress(g.Meta.ClusterAddr), o.cfgIdx, timeout)
+		}
+		return true, f.Error()
+	}
+	// Keep the number of live voters: promote a healthy non-voter.
+	if liveVoters < n.cfg.RaftVoters && len(liveNonvoters) > 0 {
+		slices.Sort(liveNonvoters)
+		id := liveNonvoters[0]
+		s, _ := o.server(id)
+		n.log.Info("promoting non-voter to voter", "member", id)
+		return true, n.raft.AddVoter(s.ID, s.Address, o.cfgIdx, timeout).Error()
+	}
+	// Remove servers that are gone: failed or removed members, but a failed
+	// voter only once the live voters are back at the target (so the voter
+	// set never shrinks below what it had).
+	for _, s := range o.servers {
+		id := metadata.NodeID(s.ID)
+		if id == n.cfg.NodeID {
+			continue
+		}
+		if _, live := o.gossip[id]; live {
+			if m, ok := t.Member(id); !ok || m.State != metadata.MemberLeaving || m.Incarnation != o.gossip[id].Meta.Incarnation {
+				continue
+			}
+			// a leaving member that still gossips is removed from Raft
+		} else {
+			m, inTable := t.Member(id)
+			if inTable && m.State == metadata.MemberAlive {
+				continue // not yet declared failed
+			}
+			if !inTable && !t.Initialized() {
+				continue
+			}
+			if !inTable && !r.gone(o, id, now) {
+				continue
+			}
+		}
+		if s.Suffrage == raft.Voter && liveVoters < n.cfg.RaftVoters {
+			// Keep a dead voter until a replacement is promoted: removing
+			// it would shrink the voter set and its fault tolerance; if it
+			// comes back (same node id) it simply catches up.
+			continue
+		}
+		n.log.Info("removing raft server", "member", id, "suffrage", s.Suffrage.String())
+		return true, n.raft.RemoveServer(s.ID, o.cfgIdx, timeout).Error()
+	}
+	return false, nil
+}
+
+// initRouting proposes InitRouting with every live member that is a Raft
+// server. With --bootstrap-expect N that is the N bootstrapping members.
+func (r *reconciler) initRouting(o observed) (bool, error) {
+	n := r.n
+	var members []metadata.Member
+	var ids []metadata.NodeID
+	for _, id := range sortedKeys(o.gossip) {
+		if _, ok := o.server(id); !ok {
+			continue
+		}
+		members = append(members, memberFromGossip(o.gossip[id], o))
+		ids = append(ids, id)
+	}
+	if len(members) == 0 {
+		return false, nil
+	}
+	if n.cfg.BootstrapExpect > 0 && len(members) < n.cfg.BootstrapExpect {
+		return false, nil // wait for every expected member to be a Raft server
+	}
+	parts, err := metadata.Place(nil, n.cfg.PartitionCount, n.cfg.Replicas, ids)
+	if err != nil {
+		return false, err
+	}
+	cmd, err := fsm.Encode(fsm.CommandInitRouting, &fsm.InitRouting{
+		PartitionCount: n.cfg.PartitionCount, Replicas: n.cfg.Replicas, Members: members, Partitions: parts,
+	})
+	if err != nil {
+		return false, err
+	}
+	n.log.Info("proposing initial routing table", "members", len(members), "partitions", n.cfg.PartitionCount, "replicas", n.cfg.Replicas)
+	return true, n.applyCommand(cmd)
+}
+
+// propose computes placement for the eligible members and proposes one
+// change, unless it would change nothing.
+func (r *reconciler) propose(typ fsm.CommandType, t *metadata.RoutingTable, upsert []metadata.Member,
+	remove []metadata.NodeID, eligible []metadata.NodeID, reason string) (bool, error) {
+	var parts []metadata.Partition
+	if eligible != nil || typ == fsm.CommandRebalance {
+		if len(eligible) == 0 {
+			// Nobody can hold partitions: leave them as they are (they
+			// reference failed members only if those are still listed).
+			eligible = nil
+		} else {
+			next, err := metadata.Place(t.Partitions, t.PartitionCount, t.Replicas, eligible)
+			if err != nil {
+				return false, err
+			}
+			for i := range next {
+				if !next[i].Equal(t.Partitions[i]) {
+					parts = append(parts, next[i])
+				}
+			}
+			if len(parts) > 0 {
+				reason += "; " + metadata.Summarize(t.Partitions, next)
+			}
+		}
+	}
+	if len(upsert) == 0 && len(remove) == 0 && len(parts) == 0 {
+		return false, nil
+	}
+	cmd, err := fsm.Encode(typ, &fsm.Change{
+		ExpectVersion: t.Version, Upsert: upsert, Remove: remove, Partitions: parts, Reason: reason,
+	})
+	if err != nil {
+		return false, err
+	}
+	return true, r.n.applyCommand(cmd)
+}
+
+// applyCommand proposes cmd and waits for it to be applied here.
+func (n *Node) applyCommand(cmd []byte) error {
+	f := n.raft.Apply(cmd, 10*time.Second)
+	if err := f.Error(); err != nil {
+		return err
+	}
+	if res, ok := f.Response().(fsm.ApplyResult); ok && res.Err != nil {
+		return res.Err
+	}
+	return nil
+}
+
+func memberFromGossip(g gossipMember, o observed) metadata.Member {
+	s, ok := o.server(g.ID)
+	return metadata.Member{
+		ID:          g.ID,
+		Incarnation: g.Meta.Incarnation,
+		ClusterAddr: g.Meta.ClusterAddr,
+		GossipAddr:  g.GossipAddr,
+		HTTPAddr:    g.Meta.HTTPAddr,
+		RESPAddr:    g.Meta.RESPAddr,
+		State:       metadata.MemberAlive,
+		Voter:       ok && s.Suffrage == raft.Voter,
+	}
+}
+
+func without(ids []metadata.NodeID, id metadata.NodeID) []metadata.NodeID {
+	out := make([]metadata.NodeID, 0, len(ids))
+	for _, x := range ids {
+		if x != id {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func sortedKeys[V any](m map[metadata.NodeID]V) []metadata.NodeID {
+	out := make([]metadata.NodeID, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
