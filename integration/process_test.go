@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -60,27 +59,8 @@ type proc struct {
 	name string
 	http string
 	cmd  *exec.Cmd
-	log  *bytes.Buffer
+	log  *syncBuffer
 	done chan struct{}
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := l.Addr().String()
-		u, err := net.ListenPacket("udp", addr)
-		_ = l.Close()
-		if err == nil {
-			_ = u.Close()
-			return addr
-		}
-	}
-	t.Fatal("no free port")
-	return ""
 }
 
 type syncBuffer struct {
@@ -92,6 +72,12 @@ func (b *syncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.Buffer.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.Buffer.String()
 }
 
 // getJSON fetches url into v; it returns the HTTP status.
@@ -135,7 +121,7 @@ func TestFiveProcessesStartedAtOnceConverge(t *testing.T) {
 	type addrs struct{ http, resp, cluster, gossip string }
 	var as []addrs
 	for range n {
-		as = append(as, addrs{freePort(t), freePort(t), freePort(t), freePort(t)})
+		as = append(as, addrs{testcluster.FreeAddr(t), testcluster.FreeAddr(t), testcluster.FreeAddr(t), testcluster.FreeAddr(t)})
 	}
 	var procs []*proc
 	for i := range n {
@@ -160,7 +146,7 @@ func TestFiveProcessesStartedAtOnceConverge(t *testing.T) {
 		)
 		buf := &syncBuffer{}
 		cmd.Stdout, cmd.Stderr = buf, buf
-		procs = append(procs, &proc{name: name, http: as[i].http, cmd: cmd, log: &buf.Buffer, done: make(chan struct{})})
+		procs = append(procs, &proc{name: name, http: as[i].http, cmd: cmd, log: buf, done: make(chan struct{})})
 	}
 	t.Cleanup(func() {
 		for _, p := range procs {

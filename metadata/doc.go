@@ -47,9 +47,11 @@
 //  2. Primaries. Partitions without any replica yet (a new cluster) get the
 //     member with the fewest primaries. Then each member's primary count is
 //     brought to floor or ceil of A/n (A: available partitions), cheapest
-//     step first: promote a backup (swap roles, no data moves), promote a
-//     member into a partition that misses a backup anyway, and only then
-//     hand the primary to a member that holds nothing of the partition.
+//     step first: promote a backup (swap roles, no data moves); make a
+//     member that holds nothing of a partition missing a backup its
+//     primary, the old primary taking the backup role (the copy was due
+//     anyway); and only then hand the primary to a member that holds
+//     nothing of the partition, dropping the old primary.
 //  3. Backups. Missing backups go to the member with the fewest backups
 //     that holds nothing of the partition.
 //  4. Backup balance. Each member's backup count is brought to floor or ceil
@@ -57,7 +59,8 @@
 //     (free), then roles are swapped where primary balance allows, then
 //     backups of over-loaded members move to under-loaded members, and, in
 //     the rare case where every such move is blocked by "one replica per
-//     member", a role swap plus one move does it.
+//     member", a role swap plus one move does it (or, when that is pinned,
+//     a chain of moves that re-routes copies made by this call).
 //
 // Two data-safety rules restrict steps 2 and 4: a partition that failed
 // over in this call keeps one of its surviving replicas as primary (the one
@@ -103,7 +106,8 @@
 //
 // Then, counted by Moves (a replica slot added is a (partition, member)
 // pair held after but not before, i.e. one copy of a partition to make),
-// for every input:
+// for every input (the lower bound on slots assumes no backup beyond
+// replicas had to be trimmed):
 //
 //	M <= replica slots added <= M + Mb + Ep + Eb
 //	D <= primary changes     <= D + 3*Ep + 2*(Eb + Mb)
@@ -114,10 +118,11 @@
 // one old backup); a missing backup costs one copy, plus one unit of
 // backup excess when every member short of backups already holds that
 // partition (e.g. its only survivor is the member that lost its backups).
-// That last case is the Mb term; the property tests find it used in well
-// under 1% of random steps, so the usual cost is M + Ep + Eb. Primary
-// changes: one per primary step, and at most two per backup step (a role
-// swap; a role swap plus a move). The property tests check both bounds
+// That last case is the Mb term; in random sequences of joins and
+// failures it is needed in well under 1% of the steps, so the usual cost is
+// M + Ep + Eb. Primary changes: one per primary step (Ep of them), and at
+// most two per backup step (a role swap; a role swap plus a move), of which
+// there are at most Eb + Ep + Mb. The property tests check both bounds
 // after every step.
 //
 // # Key to partition

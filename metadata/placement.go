@@ -602,8 +602,8 @@ func (p *placing) isNew(m int32) bool { return !slices.Contains(p.orig, m) }
 // nothing of the partition. Backups added by this call are moved first
 // (re-routing a copy not yet made costs nothing), then old ones. When no
 // such direct move is left but the counts are not balanced it uses a
-// role-swap move (see swapMove) and, when handoffs pin primaries, a chain
-// of moves (see chain).
+// role swap plus a move (see swapMove) and, when handoffs or failovers pin
+// the primaries that swapMove needs, a chain of moves (see chain).
 func (pl *placer) balanceBackups() {
 	for {
 		pl.directBackupMoves(true)

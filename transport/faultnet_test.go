@@ -14,7 +14,9 @@ func TestFaultNetworkLink(t *testing.T) {
 		delay    time.Duration
 	}
 	// Nodes a, b, c with two addresses each (cluster and gossip).
-	addr := func(node string, port int) string { return map[string]string{"a": "10.0.0.1", "b": "10.0.0.2", "c": "10.0.0.3"}[node] + ":" + string(rune('0'+port)) }
+	addr := func(node string, port int) string {
+		return map[string]string{"a": "10.0.0.1", "b": "10.0.0.2", "c": "10.0.0.3"}[node] + ":" + string(rune('0'+port))
+	}
 	for _, tc := range []struct {
 		name  string
 		setup func(n *FaultNetwork)

@@ -354,8 +354,8 @@ func (m *Mux) untrack(c *trackedConn) {
 	m.mu.Unlock()
 }
 
-// goLocked starts fn as a goroutine counted by wg unless the Mux is closed.
-func (m *Mux) goLocked(fn func()) bool {
+// goIfOpen starts fn as a goroutine counted by wg unless the Mux is closed.
+func (m *Mux) goIfOpen(fn func()) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.mu.closed {

@@ -32,7 +32,7 @@ func (f *countFSM) count() int {
 }
 
 func (f *countFSM) Snapshot() (raft.FSMSnapshot, error) { return countSnapshot{}, nil }
-func (f *countFSM) Restore(rc io.ReadCloser) error     { return rc.Close() }
+func (f *countFSM) Restore(rc io.ReadCloser) error      { return rc.Close() }
 
 type countSnapshot struct{}
 

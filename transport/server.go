@@ -46,7 +46,7 @@ func (m *Mux) ServeRPC(h Handler) {
 	}
 	m.mu.serving = true
 	m.mu.Unlock()
-	m.goLocked(func() { m.serveRPC(h) })
+	m.goIfOpen(func() { m.serveRPC(h) })
 }
 
 // serveRPC accepts KindRPC connections until the listener closes.

@@ -89,8 +89,8 @@ func New(t testing.TB, n int, opts Options) *Cluster {
 	var gossipAddrs []string
 	for i := range n {
 		name := metadata.NodeID(fmt.Sprintf("m%d", i+1))
-		clusterAddr := freeAddr(t)
-		gossipAddr := freeAddr(t)
+		clusterAddr := FreeAddr(t)
+		gossipAddr := FreeAddr(t)
 		gossipAddrs = append(gossipAddrs, gossipAddr)
 		cfg := node.DefaultConfig()
 		cfg.NodeID = name
@@ -127,11 +127,18 @@ func New(t testing.TB, n int, opts Options) *Cluster {
 	return c
 }
 
-// freeAddr finds a loopback port free for both TCP and UDP (memberlist
-// binds both on one port).
-func freeAddr(t testing.TB) string {
+// handedOut remembers every port FreeAddr returned in this process, so two
+// members never get the same one even after the probe listener closed.
+var handedOut = struct {
+	sync.Mutex
+	ports map[string]bool
+}{ports: make(map[string]bool)}
+
+// FreeAddr finds a loopback address whose port is free for both TCP and
+// UDP (memberlist binds both on one port) and was not handed out before.
+func FreeAddr(t testing.TB) string {
 	t.Helper()
-	for range 50 {
+	for range 200 {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatalf("listen: %v", err)
@@ -143,7 +150,13 @@ func freeAddr(t testing.TB) string {
 			continue
 		}
 		_ = u.Close()
-		return addr
+		handedOut.Lock()
+		dup := handedOut.ports[addr]
+		handedOut.ports[addr] = true
+		handedOut.Unlock()
+		if !dup {
+			return addr
+		}
 	}
 	t.Fatalf("no free port")
 	return ""
