@@ -6,7 +6,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/olric-raft/olric-raft/metadata"
-	"github.com/olric-raft/olric-raft/snapshots/strictmsgpack"
+	"github.com/olric-raft/olric-raft/internal/strictmsgpack"
 )
 
 // CommandType is the first byte of every command in the Raft log.

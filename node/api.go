@@ -34,6 +34,9 @@ var (
 	ErrJoinFailed = errors.New("node: join failed")
 	// ErrInvalidArgument: a request argument is malformed.
 	ErrInvalidArgument = errors.New("node: invalid argument")
+	// ErrPartitionAvailable: force-assign was asked for a partition that
+	// still has a primary; only unavailable partitions can be forced.
+	ErrPartitionAvailable = errors.New("node: partition is available")
 )
 
 // LeaderInfo names the current Raft leader.
@@ -103,3 +106,12 @@ type MemberInfo struct {
 //	func (n *Node) Ready(ctx context.Context) error // nil once applied up to the leader's commit index
 //	func (n *Node) Join(ctx context.Context, gossipAddrs []string) (int, error) // contact existing members
 //	func (n *Node) RemoveMember(ctx context.Context, id metadata.NodeID) error // force out a dead member (forwarded to the leader)
+//	func (n *Node) ForceAssign(ctx context.Context, partitions []uint32, owner metadata.NodeID) (ForceAssignResult, error) // data-loss escape hatch
+
+// ForceAssignResult reports what ForceAssign did.
+type ForceAssignResult struct {
+	// RoutingVersion is the version that made the partitions available.
+	RoutingVersion uint64 `json:"routing_version"`
+	// Partitions lists the partitions now served again, empty.
+	Partitions []uint32 `json:"partitions"`
+}

@@ -372,29 +372,20 @@ func (r *reconciler) initRouting(o observed) (bool, error) {
 	return true, n.applyCommand(cmd)
 }
 
-// propose computes placement for the eligible members and proposes one
-// change, unless it would change nothing.
+// propose computes placement for the eligible members (when eligible is
+// non-nil) and proposes one change, unless it would change nothing.
 func (r *reconciler) propose(typ fsm.CommandType, t *metadata.RoutingTable, upsert []metadata.Member,
 	remove []metadata.NodeID, eligible []metadata.NodeID, reason string) (bool, error) {
 	var parts []metadata.Partition
 	if eligible != nil || typ == fsm.CommandRebalance {
-		if len(eligible) == 0 {
-			// Nobody can hold partitions: leave them as they are (they
-			// reference failed members only if those are still listed).
-			eligible = nil
-		} else {
-			next, err := metadata.Place(t.Partitions, t.PartitionCount, t.Replicas, eligible)
-			if err != nil {
-				return false, err
-			}
-			for i := range next {
-				if !next[i].Equal(t.Partitions[i]) {
-					parts = append(parts, next[i])
-				}
-			}
-			if len(parts) > 0 {
-				reason += "; " + metadata.Summarize(t.Partitions, next)
-			}
+		var summary string
+		var err error
+		parts, summary, err = replan(t, eligible)
+		if err != nil {
+			return false, err
+		}
+		if len(parts) > 0 {
+			reason += "; " + summary
 		}
 	}
 	if len(upsert) == 0 && len(remove) == 0 && len(parts) == 0 {
@@ -407,6 +398,37 @@ func (r *reconciler) propose(typ fsm.CommandType, t *metadata.RoutingTable, upse
 		return false, err
 	}
 	return true, r.n.applyCommand(cmd)
+}
+
+// replan places t's partitions over the eligible members and returns the
+// partitions that change, with a one-line summary. With no eligible member
+// at all, every partition that still has replicas becomes unavailable: the
+// members holding it are gone (or restarted empty), and a CP store does not
+// re-create data it lost.
+func replan(t *metadata.RoutingTable, eligible []metadata.NodeID) ([]metadata.Partition, string, error) {
+	var next []metadata.Partition
+	if len(eligible) == 0 {
+		next = make([]metadata.Partition, len(t.Partitions))
+		for i, p := range t.Partitions {
+			next[i] = p.Clone()
+			if p.State != metadata.PartitionUnavailable {
+				next[i] = metadata.Partition{ID: p.ID, State: metadata.PartitionUnavailable, LeaderEpoch: p.LeaderEpoch + 1}
+			}
+		}
+	} else {
+		var err error
+		next, err = metadata.Place(t.Partitions, t.PartitionCount, t.Replicas, eligible)
+		if err != nil {
+			return nil, "", err
+		}
+	}
+	var changed []metadata.Partition
+	for i := range next {
+		if !next[i].Equal(t.Partitions[i]) {
+			changed = append(changed, next[i])
+		}
+	}
+	return changed, metadata.Summarize(t.Partitions, next), nil
 }
 
 // applyCommand proposes cmd and waits for it to be applied here.

@@ -20,6 +20,7 @@ const (
 	methodCommitIndex   = "node.commit_index"   // leader only: its verified commit index
 	methodLeave         = "node.leave"          // leader only: move a member out
 	methodRemove        = "node.remove"         // leader only: force out a dead member
+	methodForceAssign   = "node.force_assign"   // leader only: new empty owners for unavailable partitions
 )
 
 type bootstrapInfoRequest struct{}
@@ -37,6 +38,14 @@ type memberRequest struct {
 type memberResponse struct {
 	Version uint64 `msgpack:"version"`
 }
+type forceAssignRequest struct {
+	Partitions []uint32        `msgpack:"partitions"`
+	Owner      metadata.NodeID `msgpack:"owner"`
+}
+type forceAssignResponse struct {
+	Version    uint64   `msgpack:"version"`
+	Partitions []uint32 `msgpack:"partitions"`
+}
 
 // Wire codes of node's sentinel errors, so a forwarded call fails on the
 // caller with the same sentinel it failed with on the leader.
@@ -53,6 +62,7 @@ var errorCodes = []struct {
 	{ErrLeaving, "leaving"},
 	{ErrTimeout, "timeout"},
 	{ErrInvalidArgument, "invalid_argument"},
+	{ErrPartitionAvailable, "partition_available"},
 }
 
 func toRemote(err error) error {
@@ -112,6 +122,14 @@ func (n *Node) serveRPC(ctx context.Context, method string, body []byte) ([]byte
 			v, err = n.leaderRemove(ctx, req.ID)
 		}
 		resp = memberResponse{Version: v}
+	case methodForceAssign:
+		var req forceAssignRequest
+		if uerr := msgpack.Unmarshal(body, &req); uerr != nil {
+			return nil, toRemote(fmt.Errorf("%w: %v", ErrInvalidArgument, uerr))
+		}
+		var res ForceAssignResult
+		res, err = n.leaderForceAssign(ctx, req)
+		resp = forceAssignResponse{Version: res.RoutingVersion, Partitions: res.Partitions}
 	default:
 		return nil, &transport.RemoteError{Code: "unknown_method", Message: "node: unknown method " + method}
 	}
@@ -261,18 +279,11 @@ func (n *Node) leaderLeave(ctx context.Context, req memberRequest) (uint64, erro
 		lm := m
 		lm.State = metadata.MemberLeaving
 		ch := &fsm.Change{Upsert: []metadata.Member{lm}, Reason: fmt.Sprintf("member %s is leaving", m.ID)}
-		if alive := without(t.AliveMembers(), m.ID); len(alive) > 0 {
-			next, err := metadata.Place(t.Partitions, t.PartitionCount, t.Replicas, alive)
-			if err != nil {
-				return 0, nil, err
-			}
-			for i := range next {
-				if !next[i].Equal(t.Partitions[i]) {
-					ch.Partitions = append(ch.Partitions, next[i])
-				}
-			}
-			ch.Reason += "; " + metadata.Summarize(t.Partitions, next)
+		parts, summary, err := replan(t, without(t.AliveMembers(), m.ID))
+		if err != nil {
+			return 0, nil, err
 		}
+		ch.Partitions, ch.Reason = parts, ch.Reason+"; "+summary
 		return fsm.CommandMemberLeave, ch, nil
 	})
 	if err != nil {
@@ -306,18 +317,11 @@ func (n *Node) leaderRemove(ctx context.Context, id metadata.NodeID) (uint64, er
 			return 0, nil, fmt.Errorf("%w: %s", ErrUnknownMember, id)
 		}
 		ch := &fsm.Change{Remove: []metadata.NodeID{id}, Reason: fmt.Sprintf("member %s removed by operator (was %s)", id, m.State)}
-		if alive := without(t.AliveMembers(), id); len(alive) > 0 {
-			next, err := metadata.Place(t.Partitions, t.PartitionCount, t.Replicas, alive)
-			if err != nil {
-				return 0, nil, err
-			}
-			for i := range next {
-				if !next[i].Equal(t.Partitions[i]) {
-					ch.Partitions = append(ch.Partitions, next[i])
-				}
-			}
-			ch.Reason += "; " + metadata.Summarize(t.Partitions, next)
+		parts, summary, err := replan(t, without(t.AliveMembers(), id))
+		if err != nil {
+			return 0, nil, err
 		}
+		ch.Partitions, ch.Reason = parts, ch.Reason+"; "+summary
 		return fsm.CommandMemberRemove, ch, nil
 	})
 	if err != nil {
@@ -469,4 +473,110 @@ func (n *Node) ProposeChange(ctx context.Context, typ fsm.CommandType, ch fsm.Ch
 	}
 	res, _ := f.Response().(fsm.ApplyResult)
 	return res.Version, res.Err
+}
+
+// ForceAssign is the operator's data-loss escape hatch: it gives
+// unavailable partitions (every replica lost) new, empty owners so they are
+// served again. partitions empty means every unavailable partition; owner
+// empty lets the leader pick balanced owners. The committed entry is logged
+// at WARN as data loss on every member. Runs on the leader (forwarded).
+func (n *Node) ForceAssign(ctx context.Context, partitions []uint32, owner metadata.NodeID) (ForceAssignResult, error) {
+	if owner != "" {
+		if err := metadata.ValidateNodeID(owner); err != nil {
+			return ForceAssignResult{}, fmt.Errorf("%w: %v", ErrInvalidArgument, err)
+		}
+	}
+	req := forceAssignRequest{Partitions: partitions, Owner: owner}
+	if n.raft.State() == raft.Leader {
+		if !n.IsLeader() {
+			return ForceAssignResult{}, fmt.Errorf("%w: leader is not ready yet", ErrNotReady)
+		}
+		return n.leaderForceAssign(ctx, req)
+	}
+	li, ok := n.Leader()
+	if !ok {
+		return ForceAssignResult{}, ErrNoLeader
+	}
+	var resp forceAssignResponse
+	if err := n.rpc.Call(ctx, li.ClusterAddr, methodForceAssign, &req, &resp); err != nil {
+		err = fromRemote(err)
+		for _, ec := range errorCodes {
+			if errors.Is(err, ec.err) {
+				return ForceAssignResult{}, err
+			}
+		}
+		return ForceAssignResult{}, fmt.Errorf("%w: calling leader %s: %w", ErrTimeout, li.ID, err)
+	}
+	return ForceAssignResult{RoutingVersion: resp.Version, Partitions: resp.Partitions}, nil
+}
+
+func (n *Node) leaderForceAssign(ctx context.Context, req forceAssignRequest) (ForceAssignResult, error) {
+	if !n.IsLeader() {
+		return ForceAssignResult{}, ErrNotLeader
+	}
+	var assigned []uint32
+	v, err := n.leaderApply(ctx, func(t *metadata.RoutingTable) (fsm.CommandType, *fsm.Change, error) {
+		assigned = assigned[:0]
+		alive := t.AliveMembers()
+		if len(alive) == 0 {
+			return 0, nil, fmt.Errorf("%w: no alive member to own partitions", ErrNotReady)
+		}
+		if req.Owner != "" {
+			m, ok := t.Member(req.Owner)
+			if !ok || m.State != metadata.MemberAlive {
+				return 0, nil, fmt.Errorf("%w: %s is not an alive member", ErrUnknownMember, req.Owner)
+			}
+		}
+		targets := req.Partitions
+		if len(targets) == 0 {
+			for _, p := range t.Partitions {
+				if p.State == metadata.PartitionUnavailable {
+					targets = append(targets, p.ID)
+				}
+			}
+			if len(targets) == 0 {
+				return 0, nil, nil
+			}
+		}
+		work := t.Clone()
+		loads := t.Loads()
+		for _, id := range targets {
+			p, ok := work.Partition(id)
+			if !ok {
+				return 0, nil, fmt.Errorf("%w: partition %d does not exist (0 to %d)", ErrInvalidArgument, id, t.PartitionCount-1)
+			}
+			if p.State != metadata.PartitionUnavailable {
+				return 0, nil, fmt.Errorf("%w: partition %d is %s with primary %q", ErrPartitionAvailable, id, p.State, p.Primary)
+			}
+			owner := req.Owner
+			if owner == "" { // the alive member with the fewest primaries
+				owner = alive[0]
+				for _, a := range alive[1:] {
+					if loads[a].Primaries < loads[owner].Primaries {
+						owner = a
+					}
+				}
+			}
+			l := loads[owner]
+			l.Primaries++
+			loads[owner] = l
+			work.Partitions[id] = metadata.Partition{ID: id, Primary: owner, State: metadata.PartitionActive, LeaderEpoch: p.LeaderEpoch + 1}
+			assigned = append(assigned, id)
+		}
+		// Fill the backups of the forced partitions (they are empty too).
+		next, err := metadata.Place(work.Partitions, work.PartitionCount, work.Replicas, alive)
+		if err != nil {
+			return 0, nil, err
+		}
+		ch := &fsm.Change{Reason: fmt.Sprintf("DATA LOSS: operator force-assigned %d unavailable partitions to new, empty owners", len(assigned))}
+		for _, id := range assigned {
+			ch.Partitions = append(ch.Partitions, next[id])
+		}
+		return fsm.CommandForceAssign, ch, nil
+	})
+	if err != nil {
+		return ForceAssignResult{}, err
+	}
+	n.triggerReconcile()
+	return ForceAssignResult{RoutingVersion: v, Partitions: assigned}, nil
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/olric-raft/olric-raft/metadata"
-	"github.com/olric-raft/olric-raft/snapshots/strictmsgpack"
+	"github.com/olric-raft/olric-raft/internal/strictmsgpack"
 )
 
 // Format constants; see the package documentation for the layout.

@@ -7,7 +7,7 @@ import (
 
 	"github.com/vmihailenco/msgpack/v5"
 
-	"github.com/olric-raft/olric-raft/snapshots/strictmsgpack"
+	"github.com/olric-raft/olric-raft/internal/strictmsgpack"
 )
 
 func TestCheck(t *testing.T) {
