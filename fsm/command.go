@@ -5,8 +5,8 @@ import (
 
 	"github.com/vmihailenco/msgpack/v5"
 
-	"github.com/olric-raft/olric-raft/metadata"
 	"github.com/olric-raft/olric-raft/internal/strictmsgpack"
+	"github.com/olric-raft/olric-raft/metadata"
 )
 
 // CommandType is the first byte of every command in the Raft log.

@@ -10,8 +10,8 @@ import (
 
 	"github.com/vmihailenco/msgpack/v5"
 
-	"github.com/olric-raft/olric-raft/metadata"
 	"github.com/olric-raft/olric-raft/internal/strictmsgpack"
+	"github.com/olric-raft/olric-raft/metadata"
 )
 
 // Format constants; see the package documentation for the layout.
