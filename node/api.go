@@ -34,6 +34,9 @@ var (
 	ErrJoinFailed = errors.New("node: join failed")
 	// ErrInvalidArgument: a request argument is malformed.
 	ErrInvalidArgument = errors.New("node: invalid argument")
+	// ErrQuorumAtRisk: the change would leave Raft without a reachable
+	// majority of voters (e.g. a voter leaving while another one is down).
+	ErrQuorumAtRisk = errors.New("node: would leave raft without a quorum")
 	// ErrPartitionAvailable: force-assign was asked for a partition that
 	// still has a primary; only unavailable partitions can be forced.
 	ErrPartitionAvailable = errors.New("node: partition is available")

@@ -50,7 +50,7 @@ func LANTiming() Timing {
 		RaftHeartbeatTimeout:    1000 * time.Millisecond,
 		RaftElectionTimeout:     1000 * time.Millisecond,
 		RaftLeaderLeaseTimeout:  500 * time.Millisecond,
-		RaftCommitTimeout:       50 * time.Millisecond,
+		RaftCommitTimeout:       20 * time.Millisecond,
 		GossipProbeInterval:     1 * time.Second,
 		GossipProbeTimeout:      500 * time.Millisecond,
 		GossipInterval:          200 * time.Millisecond,

@@ -84,15 +84,18 @@ func (d *gossipDelegate) GetBroadcasts(overhead, limit int) [][]byte { return ni
 func (d *gossipDelegate) LocalState(join bool) []byte                { return nil }
 func (d *gossipDelegate) MergeRemoteState(buf []byte, join bool)     {}
 
-func copyGossipNode(n *memberlist.Node) (gossipMember, bool) {
+// copyGossipNode copies what we need of n. memberlist does not keep
+// n.State current (its own nodeState.State is), so the state is set by the
+// event: alive for join/update, dead for leave (dead or left).
+func copyGossipNode(n *memberlist.Node, state memberlist.NodeStateType) (gossipMember, bool) {
 	meta, ok := decodeGossipMeta(n.Meta)
-	return gossipMember{ID: metadata.NodeID(n.Name), GossipAddr: n.Address(), Meta: meta, State: n.State}, ok
+	return gossipMember{ID: metadata.NodeID(n.Name), GossipAddr: n.Address(), Meta: meta, State: state}, ok
 }
 
 func (d *gossipDelegate) NotifyJoin(n *memberlist.Node) { d.NotifyUpdate(n) }
 
 func (d *gossipDelegate) NotifyUpdate(n *memberlist.Node) {
-	g, ok := copyGossipNode(n)
+	g, ok := copyGossipNode(n, memberlist.StateAlive)
 	d.mu.Lock()
 	delete(d.mu.gone, g.ID)
 	if ok {
@@ -105,7 +108,7 @@ func (d *gossipDelegate) NotifyUpdate(n *memberlist.Node) {
 }
 
 func (d *gossipDelegate) NotifyLeave(n *memberlist.Node) {
-	g, _ := copyGossipNode(n)
+	g, _ := copyGossipNode(n, memberlist.StateDead)
 	d.mu.Lock()
 	delete(d.mu.live, g.ID)
 	d.mu.gone[g.ID] = g
@@ -141,10 +144,8 @@ func gossipStateName(s memberlist.NodeStateType) string {
 		return "alive"
 	case memberlist.StateSuspect:
 		return "suspect"
-	case memberlist.StateDead:
-		return "dead"
-	case memberlist.StateLeft:
-		return "left"
+	case memberlist.StateDead, memberlist.StateLeft:
+		return "gone"
 	default:
 		return "unknown"
 	}

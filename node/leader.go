@@ -1,12 +1,12 @@
 package node
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
 	"time"
 
-	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/raft"
 
 	"github.com/olric-raft/olric-raft/fsm"
@@ -168,7 +168,7 @@ func (r *reconciler) gone(o observed, id metadata.NodeID, now time.Time) bool {
 	if id == r.n.cfg.NodeID {
 		return false
 	}
-	if g, ok := r.n.delegate.gone(id); ok && (g.State == memberlist.StateDead || g.State == memberlist.StateLeft) {
+	if _, ok := r.n.delegate.gone(id); ok {
 		return true
 	}
 	first, ok := r.absentSince[id]
@@ -327,7 +327,15 @@ func (r *reconciler) reconcileRaft(o observed, now time.Time) (bool, error) {
 				continue
 			}
 		}
-		if s.Suffrage == raft.Voter && liveVoters < n.cfg.RaftVoters {
+		if m, ok := t.Member(id); ok && m.State == metadata.MemberLeaving && s.Suffrage == raft.Voter {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			err := n.prepareVoterRemoval(ctx, id)
+			cancel()
+			if err != nil {
+				n.log.Warn("not removing leaving voter yet", "member", id, "err", err)
+				continue
+			}
+		} else if s.Suffrage == raft.Voter && liveVoters < n.cfg.RaftVoters {
 			// Keep a dead voter until a replacement is promoted: removing
 			// it would shrink the voter set and its fault tolerance; if it
 			// comes back (same node id) it simply catches up.

@@ -17,6 +17,7 @@ import (
 // Cluster RPC methods served by every node on the cluster port.
 const (
 	methodBootstrapInfo = "node.bootstrap_info" // does this node hold Raft state?
+	methodPing          = "node.ping"           // is this node's cluster port serving?
 	methodCommitIndex   = "node.commit_index"   // leader only: its verified commit index
 	methodLeave         = "node.leave"          // leader only: move a member out
 	methodRemove        = "node.remove"         // leader only: force out a dead member
@@ -63,6 +64,7 @@ var errorCodes = []struct {
 	{ErrTimeout, "timeout"},
 	{ErrInvalidArgument, "invalid_argument"},
 	{ErrPartitionAvailable, "partition_available"},
+	{ErrQuorumAtRisk, "quorum_at_risk"},
 }
 
 func toRemote(err error) error {
@@ -106,6 +108,8 @@ func (n *Node) serveRPC(ctx context.Context, method string, body []byte) ([]byte
 			}
 		}
 		resp = bootstrapInfoResponse{HasState: has}
+	case methodPing:
+		resp = struct{}{}
 	case methodCommitIndex:
 		var idx uint64
 		idx, err = n.verifiedCommitIndex()
@@ -265,6 +269,9 @@ func (n *Node) leaderLeave(ctx context.Context, req memberRequest) (uint64, erro
 	if !n.IsLeader() {
 		return 0, ErrNotLeader
 	}
+	if err := n.prepareVoterRemoval(ctx, req.ID); err != nil {
+		return 0, err
+	}
 	v, err := n.leaderApply(ctx, func(t *metadata.RoutingTable) (fsm.CommandType, *fsm.Change, error) {
 		m, ok := t.Member(req.ID)
 		if !ok {
@@ -294,6 +301,73 @@ func (n *Node) leaderLeave(ctx context.Context, req memberRequest) (uint64, erro
 	}
 	n.triggerReconcile()
 	return v, nil
+}
+
+// prepareVoterRemoval makes removing voter id from Raft safe: if a healthy
+// non-voter exists it is promoted first (keeping the voter count), and the
+// voters that would remain must include a reachable majority — otherwise
+// the removal would leave Raft without a quorum (say, one of three voters
+// is dead but not yet detected, and a second one leaves).
+func (n *Node) prepareVoterRemoval(ctx context.Context, id metadata.NodeID) error {
+	s, ok := n.raftServer(id)
+	if !ok || s.Suffrage != raft.Voter {
+		return nil
+	}
+	servers, cfgIdx, err := n.raftServers()
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrNotLeader, err)
+	}
+	t := n.fsm.Routing()
+	var remaining []raft.Server
+	var candidates []raft.Server
+	for _, srv := range servers {
+		if srv.ID == s.ID {
+			continue
+		}
+		if srv.Suffrage == raft.Voter {
+			remaining = append(remaining, srv)
+		} else if m, ok := t.Member(metadata.NodeID(srv.ID)); ok && m.State == metadata.MemberAlive {
+			candidates = append(candidates, srv)
+		}
+	}
+	if len(remaining) < n.cfg.RaftVoters {
+		for _, c := range candidates {
+			if !n.reachable(ctx, c) {
+				continue
+			}
+			n.log.Info("promoting non-voter before a voter leaves", "member", c.ID, "leaving", id)
+			if err := n.raft.AddVoter(c.ID, c.Address, cfgIdx, raftTimeout(ctx)).Error(); err != nil {
+				return fmt.Errorf("%w: promoting %s: %v", ErrTimeout, c.ID, err)
+			}
+			remaining = append(remaining, c)
+			break
+		}
+	}
+	up := 0
+	var down []string
+	for _, srv := range remaining {
+		if n.reachable(ctx, srv) {
+			up++
+		} else {
+			down = append(down, string(srv.ID))
+		}
+	}
+	if up <= len(remaining)/2 {
+		return fmt.Errorf("%w: removing voter %s would leave %d voters of which only %d answer (unreachable: %v); bring them back first",
+			ErrQuorumAtRisk, id, len(remaining), up, down)
+	}
+	return nil
+}
+
+// reachable reports whether srv answers a ping on its cluster port (this
+// node always counts as reachable).
+func (n *Node) reachable(ctx context.Context, srv raft.Server) bool {
+	if string(srv.ID) == string(n.cfg.NodeID) {
+		return true
+	}
+	pctx, cancel := context.WithTimeout(ctx, max(n.cfg.Timing.RaftHeartbeatTimeout, 200*time.Millisecond))
+	defer cancel()
+	return n.rpc.Call(pctx, string(srv.Address), methodPing, struct{}{}, nil) == nil
 }
 
 // leaderRemove forces a member that is not alive out of the cluster.

@@ -40,6 +40,8 @@ type Options struct {
 	SeedBootstrap bool
 	// LogLevel of member logs sent to t.Log (default warn).
 	LogLevel slog.Level
+	// Timing of every member (default node.DevTiming()).
+	Timing *node.Timing
 }
 
 // Member is one member slot; Node is nil while it is stopped.
@@ -103,6 +105,9 @@ func New(t testing.TB, n int, opts Options) *Cluster {
 		cfg.Replicas = opts.Replicas
 		cfg.PartitionCount = opts.PartitionCount
 		cfg.Timing = node.DevTiming()
+		if opts.Timing != nil {
+			cfg.Timing = *opts.Timing
+		}
 		cfg.Faults = c.Net
 		cfg.Logger = slog.New(slog.NewTextHandler(c.logw, &slog.HandlerOptions{Level: opts.LogLevel}))
 		c.Net.Register(string(name), clusterAddr, gossipAddr)
