@@ -94,3 +94,36 @@ func BenchmarkRoutingProposalApplied(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkLeaderKilledFailover measures, on five members, the time from
+// stopping the Raft leader abruptly to every surviving member agreeing on
+// a routing version in which it is failed, holds nothing, and the rest is
+// rebalanced (failure detection + election + reconcile + propagation).
+//
+//	go test ./integration -run '^$' -bench LeaderKilledFailover -benchtime 10x
+func BenchmarkLeaderKilledFailover(b *testing.B) {
+	for _, tm := range timings() {
+		b.Run(tm.name, func(b *testing.B) {
+			var ds []time.Duration
+			for b.Loop() {
+				b.StopTimer()
+				c := testcluster.New(b, 5, testcluster.Options{Timing: &tm.t})
+				c.StartAll()
+				c.WaitConverged(convergeTimeout)
+				old := c.Leader(convergeTimeout)
+				b.StartTimer()
+				start := time.Now()
+				c.Kill(old.Index)
+				c.WaitFor(2*convergeTimeout, "failover", func() error {
+					_, err := convergedWithFailed(c, old.Name)
+					return err
+				})
+				ds = append(ds, time.Since(start))
+				b.StopTimer()
+				c.CloseAll()
+				b.StartTimer()
+			}
+			reportPercentiles(b, ds)
+		})
+	}
+}

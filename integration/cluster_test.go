@@ -124,6 +124,21 @@ func TestLeaderKilledFailoverAndRestart(t *testing.T) {
 		return err
 	})
 	t.Logf("leader %s killed: failed over and rebalanced after %v", old.Name, time.Since(start))
+	// The dead voter is replaced: a healthy non-voter is promoted so three
+	// live voters remain.
+	c.WaitFor(convergeTimeout, "a non-voter promoted in place of the dead voter", func() error {
+		tbl := c.Running()[0].Node().Routing()
+		live := 0
+		for _, m := range tbl.Members {
+			if m.Voter && m.State == metadata.MemberAlive {
+				live++
+			}
+		}
+		if live != 3 {
+			return fmt.Errorf("routing v%d has %d live voters", tbl.Version, live)
+		}
+		return nil
+	})
 	if nl := c.Leader(convergeTimeout); nl.Name == old.Name {
 		t.Fatalf("dead member still leader")
 	}
