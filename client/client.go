@@ -208,6 +208,30 @@ func (c *Client) Remove(ctx context.Context, id string) error {
 	return c.do(ctx, http.MethodDelete, "/v1/cluster/members/"+url.PathEscape(id), nil, nil, nil)
 }
 
+// ForceAssign is the operator's data-loss escape hatch: it gives
+// unavailable partitions (no replica left) new, EMPTY owners so that they
+// are served again; whatever they held is gone for good. partitions lists
+// the partitions to force (nil or empty: every unavailable partition);
+// node names their new owner, an alive member (empty: the leader picks
+// balanced owners). The cluster refuses (code partition_available) a
+// partition that still has a primary, and answers not_found for a node that
+// is not an alive member. The result lists the partitions forced (none when
+// nothing was unavailable) and the routing version that serves them.
+func (c *Client) ForceAssign(ctx context.Context, partitions []uint32, node string) (*ForceAssignResult, error) {
+	in := struct {
+		Partitions []uint32 `json:"partitions,omitempty"`
+		Node       string   `json:"node,omitempty"`
+	}{partitions, node}
+	var out ForceAssignResult
+	if err := c.do(ctx, http.MethodPost, "/v1/cluster/partitions/force-assign", nil, in, &out); err != nil {
+		return nil, err
+	}
+	if out.Partitions == nil {
+		out.Partitions = []uint32{}
+	}
+	return &out, nil
+}
+
 // do sends one request and decodes a 2xx JSON answer into out (if not
 // nil); any other answer becomes an *APIError.
 func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, out any) error {

@@ -366,6 +366,7 @@ func TestCodesMatchServer(t *testing.T) {
 		{client.CodeNotFound, httpapi.CodeNotFound},
 		{client.CodeMethodNotAllowed, httpapi.CodeMethodNotAllowed},
 		{client.CodeMemberAlive, httpapi.CodeMemberAlive},
+		{client.CodePartitionAvailable, httpapi.CodePartitionAvailable},
 		{client.CodeTooLarge, httpapi.CodeTooLarge},
 		{client.CodeInternal, httpapi.CodeInternal},
 		{client.CodeJoinFailed, httpapi.CodeJoinFailed},
@@ -396,5 +397,91 @@ func TestUnreachable(t *testing.T) {
 	var ae *client.APIError
 	if err == nil || errors.As(err, &ae) {
 		t.Errorf("got %v, want a connection error", err)
+	}
+}
+
+func TestForceAssign(t *testing.T) {
+	fake := httpapitest.NewCluster(3, 8, 2)
+	fake.LosePartitions(1, 3, 6) // version 43
+	logger := slog.New(slog.NewTextHandler(t.Output(), nil))
+	api := httpapi.New(fake, httpapi.Options{Logger: logger})
+	var bodies []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		bodies = append(bodies, r.Method+" "+r.URL.Path+" "+r.Header.Get("Content-Type")+" "+string(b))
+		r.Body = io.NopCloser(bytes.NewReader(b))
+		api.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	c, err := client.New(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+
+	res, err := c.ForceAssign(ctx, []uint32{3}, "node-2")
+	if err != nil || res.RoutingVersion != 44 || !slices.Equal(res.Partitions, []uint32{3}) {
+		t.Errorf("force-assign 3: %+v %v", res, err)
+	}
+	res, err = c.ForceAssign(ctx, nil, "")
+	if err != nil || res.RoutingVersion != 45 || !slices.Equal(res.Partitions, []uint32{1, 6}) {
+		t.Errorf("force-assign all: %+v %v", res, err)
+	}
+	// An empty list is every unavailable partition too: none left.
+	res, err = c.ForceAssign(ctx, []uint32{}, "")
+	if err != nil || res.RoutingVersion != 45 || res.Partitions == nil || len(res.Partitions) != 0 {
+		t.Errorf("force-assign with nothing unavailable: %+v %v", res, err)
+	}
+	wantBodies := []string{
+		`POST /v1/cluster/partitions/force-assign application/json {"partitions":[3],"node":"node-2"}`,
+		`POST /v1/cluster/partitions/force-assign application/json {}`,
+		`POST /v1/cluster/partitions/force-assign application/json {}`,
+	}
+	if !slices.Equal(bodies, wantBodies) {
+		t.Errorf("requests:\n%q\nwant\n%q", bodies, wantBodies)
+	}
+	if p := fake.Routing().Partitions[3]; p.Primary != "node-2" || p.State != metadata.PartitionActive {
+		t.Errorf("partition 3: %+v", p)
+	}
+
+	fake.LosePartitions(5) // version 46
+	_, err = c.ForceAssign(ctx, []uint32{5, 2}, "")
+	ae := wantAPIError(t, err, 409, client.CodePartitionAvailable)
+	if !bytes.Contains([]byte(ae.Message), []byte("partition 2")) {
+		t.Errorf("message %q does not name the partition", ae.Message)
+	}
+	_, err = c.ForceAssign(ctx, []uint32{5}, "node-9")
+	wantAPIError(t, err, 404, client.CodeNotFound)
+	_, err = c.ForceAssign(ctx, []uint32{5}, "a/b")
+	wantAPIError(t, err, 400, client.CodeBadRequest)
+	_, err = c.ForceAssign(ctx, []uint32{8}, "")
+	wantAPIError(t, err, 400, client.CodeBadRequest)
+	_, err = c.ForceAssign(ctx, []uint32{5, 5}, "")
+	wantAPIError(t, err, 400, client.CodeBadRequest)
+	fake.Set(func(s *httpapitest.State) { s.ForceAssignErr = fmt.Errorf("%w: election", node.ErrNoLeader) })
+	_, err = c.ForceAssign(ctx, nil, "")
+	wantAPIError(t, err, 503, client.CodeNoLeader)
+	if fake.Routing().Partitions[5].State != metadata.PartitionUnavailable {
+		t.Errorf("a refused force-assign changed partition 5")
+	}
+}
+
+// TestForceAssignWire decodes the force-assign answer with unknown fields
+// disallowed, like TestTypesMirrorWire.
+func TestForceAssignWire(t *testing.T) {
+	fake := httpapitest.NewCluster(3, 5, 2)
+	fake.LosePartitions(0, 4)
+	_, srv := newServer(t, fake)
+	resp, err := http.Post(srv.URL+"/v1/cluster/partitions/force-assign", "application/json", bytes.NewReader([]byte(`{}`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	var res client.ForceAssignResult
+	if err := dec.Decode(&res); err != nil || res.RoutingVersion != 44 || !slices.Equal(res.Partitions, []uint32{0, 4}) {
+		t.Errorf("%v %+v\n%s", err, res, body)
 	}
 }

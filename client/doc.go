@@ -1,8 +1,9 @@
 // Package client is the Go client of olric-raft's HTTP API (DESIGN.md §6).
 //
 // Today it covers the control plane: routing table, members, leader, key
-// location, status, readiness, and the operator actions join, leave and
-// remove. The data-plane calls (DMap operations) join it later.
+// location, status, readiness, and the operator actions join, leave,
+// remove and force-assign (the data-loss escape hatch for unavailable
+// partitions). The data-plane calls (DMap operations) join it later.
 //
 //	c, err := client.New("127.0.0.1:3380", client.WithTimeout(10*time.Second))
 //	...

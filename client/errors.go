@@ -26,20 +26,22 @@ var (
 // Error codes the server answers with (APIError.Code). They are stable;
 // switch on them, not on messages.
 const (
-	CodeBadRequest       = "bad_request"        // 400: invalid input
-	CodeNotFound         = "not_found"          // 404: no such path, member or partition
-	CodeMethodNotAllowed = "method_not_allowed" // 405
-	CodeMemberAlive      = "member_alive"       // 409: remove of a live member; use leave on it
-	CodeTooLarge         = "too_large"          // 413: request body too large
-	CodeInternal         = "internal"           // 500: a server bug
-	CodeJoinFailed       = "join_failed"        // 502: no join address reachable
-	CodeNoLeader         = "no_leader"          // 503: no Raft leader known
-	CodeNotReady         = "not_ready"          // 503: node catching up or routing not initialized
-	CodeNotLeader        = "not_leader"         // 503: the leader could not be reached
-	CodeTimeout          = "timeout"            // 503: timed out; may still take effect
-	CodeLeaving          = "leaving"            // 503: the node is leaving
-	CodeClosed           = "closed"             // 503: the node is shut down
-	CodeUnavailable      = "unavailable"        // 503: routing not initialized / partition unavailable
+	CodeBadRequest         = "bad_request"         // 400: invalid input
+	CodeNotFound           = "not_found"           // 404: no such path, member or partition
+	CodeMethodNotAllowed   = "method_not_allowed"  // 405
+	CodeMemberAlive        = "member_alive"        // 409: remove of a live member; use leave on it
+	CodePartitionAvailable = "partition_available" // 409: force-assign of a partition that still has a primary
+	CodeQuorumAtRisk       = "quorum_at_risk"      // 409: a voter leaving would leave Raft without a reachable majority
+	CodeTooLarge           = "too_large"           // 413: request body too large
+	CodeInternal           = "internal"            // 500: a server bug
+	CodeJoinFailed         = "join_failed"         // 502: no join address reachable
+	CodeNoLeader           = "no_leader"           // 503: no Raft leader known
+	CodeNotReady           = "not_ready"           // 503: node catching up or routing not initialized
+	CodeNotLeader          = "not_leader"          // 503: the leader could not be reached
+	CodeTimeout            = "timeout"             // 503: timed out; may still take effect
+	CodeLeaving            = "leaving"             // 503: the node is leaving
+	CodeClosed             = "closed"              // 503: the node is shut down
+	CodeUnavailable        = "unavailable"         // 503: routing not initialized / partition unavailable
 	// CodeHTTP is set by the client when a non-2xx answer carries no error
 	// body of the API (a proxy answered, for example).
 	CodeHTTP = "http_error"

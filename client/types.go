@@ -138,3 +138,13 @@ type Status struct {
 	GossipMembers  int         `json:"gossip_members"`
 	UptimeSeconds  float64     `json:"uptime_seconds"`
 }
+
+// ForceAssignResult is the answer of POST
+// /v1/cluster/partitions/force-assign.
+type ForceAssignResult struct {
+	// RoutingVersion is the routing version that serves the partitions
+	// again (the current one when nothing was forced).
+	RoutingVersion uint64 `json:"routing_version"`
+	// Partitions lists the partitions forced, now served empty; never nil.
+	Partitions []uint32 `json:"partitions"`
+}

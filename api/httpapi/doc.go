@@ -15,7 +15,15 @@
 //	POST   /v1/cluster/join   {"addrs":[...]} contact existing members
 //	POST   /v1/cluster/leave                  graceful leave of this member
 //	DELETE /v1/cluster/members/{id}           force out a dead member
-//	GET    /v1/status                         this node's status
+//	POST   /v1/cluster/partitions/force-assign {"partitions":[ids...]?,"node":"id"?}
+//	                                          data loss: give unavailable partitions new, empty
+//	                                          owners → {"routing_version":n,"partitions":[...]};
+//	                                          body required ({} forces every unavailable partition
+//	                                          to leader-picked owners; an empty "partitions" list
+//	                                          is a 400); 409 partition_available if one still has
+//	                                          a primary, 404 not_found if "node" is not an alive member
+//	GET    /v1/status                         this node's status (node.Status, with
+//	                                          unavailable_partitions)
 //	GET    /healthz                           200 while the process serves
 //	GET    /readyz                            200 {"ready":true,...} once Cluster.Ready returns nil
 //	                                          within ~2s, else 503 {"ready":false,...,"error":{...}}

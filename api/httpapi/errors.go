@@ -22,6 +22,12 @@ const (
 	CodeMethodNotAllowed = "method_not_allowed"
 	// CodeMemberAlive (409): remove was asked for a live member.
 	CodeMemberAlive = "member_alive"
+	// CodePartitionAvailable (409): force-assign was asked for a partition
+	// that still has a primary.
+	CodePartitionAvailable = "partition_available"
+	// CodeQuorumAtRisk (409): the change (a voter leaving) would leave Raft
+	// without a reachable majority of voters; bring the others back first.
+	CodeQuorumAtRisk = "quorum_at_risk"
 	// CodeTooLarge (413): the request body exceeds the limit.
 	CodeTooLarge = "too_large"
 	// CodeInternal (500): a bug; never caused by client input.
@@ -84,6 +90,8 @@ var sentinelCodes = []struct {
 	{node.ErrUnknownMember, http.StatusNotFound, CodeNotFound},
 	{metadata.ErrUnknownMember, http.StatusNotFound, CodeNotFound},
 	{node.ErrMemberAlive, http.StatusConflict, CodeMemberAlive},
+	{node.ErrPartitionAvailable, http.StatusConflict, CodePartitionAvailable},
+	{node.ErrQuorumAtRisk, http.StatusConflict, CodeQuorumAtRisk},
 	{node.ErrJoinFailed, http.StatusBadGateway, CodeJoinFailed},
 	{node.ErrNoLeader, http.StatusServiceUnavailable, CodeNoLeader},
 	{node.ErrNotLeader, http.StatusServiceUnavailable, CodeNotLeader},

@@ -24,13 +24,15 @@ var fuzzErrors = []error{
 	node.ErrClosed, node.ErrNotReady, node.ErrNoLeader, node.ErrNotLeader,
 	node.ErrUnknownMember, node.ErrMemberAlive, node.ErrLeaving, node.ErrTimeout,
 	node.ErrJoinFailed, node.ErrInvalidArgument, context.DeadlineExceeded,
+	node.ErrPartitionAvailable,
 }
 
 // FuzzHandler feeds arbitrary requests to the handler: whatever a client
 // sends, the answer is never a 500, always JSON, and carries the headers of
 // the contract. The mode byte picks the fake cluster's state: bits 0-3 an
-// error for every fallible method, bit 4 no leader, bit 5 an uninitialized
-// routing table.
+// error for every fallible method (none: the fake's simulation of
+// force-assign), bit 4 no leader, bit 5 an uninitialized routing table, bit
+// 6 partitions 1, 4 and 12 unavailable.
 func FuzzHandler(f *testing.F) {
 	for _, s := range []struct {
 		method, target, body string
@@ -51,7 +53,19 @@ func FuzzHandler(f *testing.F) {
 		{"POST", "/v1/cluster/leave", "{}", 0},
 		{"DELETE", "/v1/cluster/members/node-2", "", 6},
 		{"DELETE", "/v1/cluster/members/%00", "", 0},
+		{"POST", "/v1/cluster/partitions/force-assign", `{}`, 0},
+		{"POST", "/v1/cluster/partitions/force-assign", `{}`, 64},
+		{"POST", "/v1/cluster/partitions/force-assign", `{"partitions":[4,12],"node":"node-2"}`, 64},
+		{"POST", "/v1/cluster/partitions/force-assign", `{"partitions":[1],"node":"node-9"}`, 64},
+		{"POST", "/v1/cluster/partitions/force-assign", `{"partitions":[3]}`, 64},
+		{"POST", "/v1/cluster/partitions/force-assign", `{"partitions":[1]}`, 12},
+		{"POST", "/v1/cluster/partitions/force-assign", `{"partitions":[1]}`, 32 + 64},
+		{"POST", "/v1/cluster/partitions/force-assign", `{"partitions":[-1,1e9,4294967296,null,"x"]}`, 0},
+		{"POST", "/v1/cluster/partitions/force-assign", `{"partitions":[],"node":"a/b"}`, 0},
+		{"POST", "/v1/cluster/partitions/force-assign", `null`, 0},
+		{"GET", "/v1/cluster/partitions/force-assign", "", 0},
 		{"GET", "/v1/status", "", 0},
+		{"GET", "/v1/status", "", 64},
 		{"GET", "/healthz", "", 0},
 		{"GET", "/readyz", "", 2},
 		{"PATCH", "/v1/cluster/join", "", 0},
@@ -67,9 +81,12 @@ func FuzzHandler(f *testing.F) {
 			return
 		}
 		c := httpapitest.NewCluster(3, 13, 2)
+		if mode&0x40 != 0 {
+			c.LosePartitions(1, 4, 12)
+		}
 		c.Set(func(s *httpapitest.State) {
 			err := fuzzErrors[int(mode&0x0f)%len(fuzzErrors)]
-			s.ReadyErr, s.JoinErr, s.LeaveErr, s.RemoveErr = err, err, err, err
+			s.ReadyErr, s.JoinErr, s.LeaveErr, s.RemoveErr, s.ForceAssignErr = err, err, err, err, err
 			if mode&0x10 != 0 {
 				s.HasLeader = false
 			}

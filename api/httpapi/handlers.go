@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strconv"
 	"strings"
 	"unicode"
@@ -85,6 +86,21 @@ type leaveResponse struct {
 
 type removeResponse struct {
 	Removed metadata.NodeID `json:"removed"`
+}
+
+// forceAssignRequest is the body of POST
+// /v1/cluster/partitions/force-assign. Partitions are pointers so that a
+// null element is told apart from partition 0; a nil slice (absent or
+// null) means every unavailable partition, while an explicit empty list is
+// rejected as ambiguous.
+type forceAssignRequest struct {
+	Partitions []*uint32 `json:"partitions"`
+	Node       string    `json:"node"`
+}
+
+type forceAssignResponse struct {
+	RoutingVersion uint64   `json:"routing_version"`
+	Partitions     []uint32 `json:"partitions"`
 }
 
 type healthResponse struct {
@@ -310,6 +326,84 @@ func (a *api) deleteMember(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// POST /v1/cluster/partitions/force-assign {"partitions":[ids...]?, "node":"id"?}
+//
+// The operator's data-loss escape hatch: unavailable partitions get new,
+// empty owners. The body is required (at least {}): without "partitions"
+// every unavailable partition is forced; without "node" the leader picks
+// the owners.
+func (a *api) postForceAssign(w http.ResponseWriter, r *http.Request) error {
+	var req *forceAssignRequest // nil after a JSON null
+	if err := a.decodeBody(w, r, &req, false); err != nil {
+		return err
+	}
+	if req == nil {
+		return badRequest("request body is null; want a JSON object ({} to force-assign every unavailable partition)")
+	}
+	ids, err := a.forceAssignPartitions(req.Partitions)
+	if err != nil {
+		return err
+	}
+	owner := metadata.NodeID(req.Node)
+	if owner != "" {
+		if err := metadata.ValidateNodeID(owner); err != nil {
+			return badRequest("node: %v", err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), opTimeout)
+	defer cancel()
+	res, err := a.c.ForceAssign(ctx, ids, owner)
+	if err != nil {
+		return err
+	}
+	parts := res.Partitions
+	if parts == nil {
+		parts = []uint32{}
+	}
+	if res.RoutingVersion > 0 {
+		setVersion(w, res.RoutingVersion)
+	}
+	a.writeJSON(w, http.StatusOK, forceAssignResponse{RoutingVersion: res.RoutingVersion, Partitions: parts})
+	return nil
+}
+
+// forceAssignPartitions checks the partitions of a force-assign request:
+// no null, no duplicate, each within the partition count (of the committed
+// table once initialized, else metadata.MaxPartitionCount). It returns nil
+// for an absent list.
+func (a *api) forceAssignPartitions(in []*uint32) ([]uint32, error) {
+	if in == nil {
+		return nil, nil
+	}
+	if len(in) == 0 {
+		return nil, badRequest(`"partitions" is empty: list the partitions to force-assign, or omit the field to force-assign every unavailable partition`)
+	}
+	count := uint32(metadata.MaxPartitionCount)
+	if t := a.routing(); t.Initialized() {
+		count = t.PartitionCount
+	}
+	if uint64(len(in)) > uint64(count) {
+		return nil, badRequest(`"partitions" lists %d partitions, there are only %d`, len(in), count)
+	}
+	ids := make([]uint32, 0, len(in))
+	seen := make(map[uint32]bool, len(in))
+	for i, p := range in {
+		if p == nil {
+			return nil, badRequest("partitions[%d] is null; want a partition number", i)
+		}
+		id := *p
+		if id >= count {
+			return nil, badRequest("partitions[%d]: partition %d does not exist (0 to %d)", i, id, count-1)
+		}
+		if seen[id] {
+			return nil, badRequest("partitions[%d]: partition %d is listed twice", i, id)
+		}
+		seen[id] = true
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
+
 // GET /v1/status
 func (a *api) getStatus(w http.ResponseWriter, _ *http.Request) error {
 	st := a.c.Status()
@@ -405,7 +499,7 @@ func describeJSONError(err error) string {
 		return fmt.Sprintf("malformed JSON at byte %d: %v", se.Offset, err)
 	case errors.As(err, &te):
 		if te.Field != "" {
-			return fmt.Sprintf("field %q: got JSON %s, want %s", te.Field, te.Value, te.Type)
+			return fmt.Sprintf("field %q: got JSON %s, want %s", te.Field, te.Value, jsonTypeName(te.Type))
 		}
 		return fmt.Sprintf("got JSON %s, want a JSON object", te.Value)
 	case errors.Is(err, io.ErrUnexpectedEOF):
@@ -413,6 +507,33 @@ func describeJSONError(err error) string {
 	default:
 		return err.Error()
 	}
+}
+
+// jsonTypeName describes a Go type as the JSON a client should send.
+func jsonTypeName(t reflect.Type) string {
+	if t == nil {
+		return "another JSON type"
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uint:
+		return fmt.Sprintf("an integer from 0 to %d", uint64(1)<<(t.Bits())-1)
+	case reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64, reflect.Int:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array (each element " + jsonTypeName(t.Elem()) + ")"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	}
+	return "another JSON type"
 }
 
 // writeJSON writes v with status. Encoding our own types cannot fail; if it

@@ -36,6 +36,10 @@ type Cluster interface {
 	Leave(ctx context.Context) error
 	// RemoveMember forces a dead member out of the cluster.
 	RemoveMember(ctx context.Context, id metadata.NodeID) error
+	// ForceAssign gives unavailable partitions new, empty owners (data
+	// loss). No partitions means every unavailable one; an empty owner lets
+	// the leader pick.
+	ForceAssign(ctx context.Context, partitions []uint32, owner metadata.NodeID) (node.ForceAssignResult, error)
 }
 
 // Options tunes the handler. The zero value is usable.
@@ -67,7 +71,7 @@ const HeaderRoutingVersion = "X-Routing-Version"
 const (
 	// readyTimeout bounds Cluster.Ready for GET /readyz.
 	readyTimeout = 2 * time.Second
-	// opTimeout bounds join and remove.
+	// opTimeout bounds join, remove and force-assign.
 	opTimeout = 30 * time.Second
 	// leaveTimeout bounds a graceful leave. Leave runs detached from the
 	// client's connection: a client that gives up must not abandon a
@@ -117,6 +121,7 @@ func (a *api) routes() {
 	a.handle("POST /v1/cluster/join", a.postJoin)
 	a.handle("POST /v1/cluster/leave", a.postLeave)
 	a.handle("DELETE /v1/cluster/members/{id}", a.deleteMember)
+	a.handle("POST /v1/cluster/partitions/force-assign", a.postForceAssign)
 	a.handle("GET /v1/status", a.getStatus)
 	a.handle("GET /healthz", a.getHealthz)
 	a.handle("GET /readyz", a.getReadyz)

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/olric-raft/olric-raft/api/httpapi"
 	"github.com/olric-raft/olric-raft/api/httpapi/httpapitest"
@@ -320,6 +321,15 @@ func TestStatus(t *testing.T) {
 		t.Errorf("status: %s", r.raw)
 	}
 	wantKeys(t, "status.leader", r.body["leader"], "id", "cluster_addr", "http_addr", "term")
+	if v, ok := r.body["unavailable_partitions"]; !ok || v != 0.0 {
+		t.Errorf("unavailable_partitions: %v (present %v)", v, ok)
+	}
+
+	c.LosePartitions(0, 2)
+	r = serve(t, h, "GET", "/v1/status", "")
+	if r.body["unavailable_partitions"] != 2.0 || r.body["routing_version"] != 43.0 || r.header.Get(httpapi.HeaderRoutingVersion) != "43" {
+		t.Errorf("status after losing 2 partitions: %s", r.raw)
+	}
 }
 
 func TestHealthAndReady(t *testing.T) {
@@ -394,6 +404,7 @@ func TestJoin(t *testing.T) {
 }
 
 func TestBadInput(t *testing.T) {
+	const fa = "/v1/cluster/partitions/force-assign"
 	big := `{"addrs":["` + strings.Repeat("a", 2<<20) + `:1"]}`
 	many := `{"addrs":[` + strings.Repeat(`"a:1",`, 256) + `"a:1"]}`
 	for _, tc := range []struct {
@@ -432,6 +443,32 @@ func TestBadInput(t *testing.T) {
 		{"remove slash id", "DELETE", "/v1/cluster/members/a%2Fb", "", 400, httpapi.CodeBadRequest},
 		{"remove long id", "DELETE", "/v1/cluster/members/" + strings.Repeat("x", 129), "", 400, httpapi.CodeBadRequest},
 		{"remove empty id", "DELETE", "/v1/cluster/members/", "", 404, httpapi.CodeNotFound},
+		{"force empty body", "POST", fa, "", 400, httpapi.CodeBadRequest},
+		{"force malformed", "POST", fa, `{"partitions":[1`, 400, httpapi.CodeBadRequest},
+		{"force unknown field", "POST", fa, `{"partitions":[1],"owner":"node-2"}`, 400, httpapi.CodeBadRequest},
+		{"force trailing data", "POST", fa, `{} {}`, 400, httpapi.CodeBadRequest},
+		{"force array body", "POST", fa, `[1]`, 400, httpapi.CodeBadRequest},
+		{"force null body", "POST", fa, `null`, 400, httpapi.CodeBadRequest},
+		{"force partitions not list", "POST", fa, `{"partitions":1}`, 400, httpapi.CodeBadRequest},
+		{"force partitions string", "POST", fa, `{"partitions":["1"]}`, 400, httpapi.CodeBadRequest},
+		{"force partitions object", "POST", fa, `{"partitions":[{}]}`, 400, httpapi.CodeBadRequest},
+		{"force partition negative", "POST", fa, `{"partitions":[-1]}`, 400, httpapi.CodeBadRequest},
+		{"force partition fraction", "POST", fa, `{"partitions":[1.5]}`, 400, httpapi.CodeBadRequest},
+		{"force partition exponent", "POST", fa, `{"partitions":[1e2]}`, 400, httpapi.CodeBadRequest},
+		{"force partition huge", "POST", fa, `{"partitions":[4294967296]}`, 400, httpapi.CodeBadRequest},
+		{"force partition enormous", "POST", fa, `{"partitions":[99999999999999999999999]}`, 400, httpapi.CodeBadRequest},
+		{"force partition max uint32", "POST", fa, `{"partitions":[4294967295]}`, 400, httpapi.CodeBadRequest},
+		{"force partition out of range", "POST", fa, `{"partitions":[3]}`, 400, httpapi.CodeBadRequest},
+		{"force partition null", "POST", fa, `{"partitions":[null]}`, 400, httpapi.CodeBadRequest},
+		{"force partition duplicate", "POST", fa, `{"partitions":[1,2,1]}`, 400, httpapi.CodeBadRequest},
+		{"force partitions empty", "POST", fa, `{"partitions":[]}`, 400, httpapi.CodeBadRequest},
+		{"force partitions too many", "POST", fa, `{"partitions":[0,1,2,0]}`, 400, httpapi.CodeBadRequest},
+		{"force node not string", "POST", fa, `{"node":7}`, 400, httpapi.CodeBadRequest},
+		{"force node list", "POST", fa, `{"node":["node-2"]}`, 400, httpapi.CodeBadRequest},
+		{"force node space", "POST", fa, `{"node":"node 2"}`, 400, httpapi.CodeBadRequest},
+		{"force node slash", "POST", fa, `{"node":"a/b"}`, 400, httpapi.CodeBadRequest},
+		{"force node long", "POST", fa, `{"node":"` + strings.Repeat("x", 129) + `"}`, 400, httpapi.CodeBadRequest},
+		{"force too large", "POST", fa, `{"partitions":[` + strings.Repeat("1,", 1<<20) + `1]}`, 413, httpapi.CodeTooLarge},
 		{"unknown path", "GET", "/v1/nope", "", 404, httpapi.CodeNotFound},
 		{"root", "GET", "/", "", 404, httpapi.CodeNotFound},
 		{"dmaps not yet", "GET", "/v1/dmaps/d/keys/k", "", 404, httpapi.CodeNotFound},
@@ -443,6 +480,9 @@ func TestBadInput(t *testing.T) {
 		{"wrong method member", "GET", "/v1/cluster/members/node-1", "", 405, httpapi.CodeMethodNotAllowed},
 		{"options", "OPTIONS", "/v1/status", "", 405, httpapi.CodeMethodNotAllowed},
 		{"custom method", "BREW", "/healthz", "", 405, httpapi.CodeMethodNotAllowed},
+		{"wrong method force", "GET", fa, "", 405, httpapi.CodeMethodNotAllowed},
+		{"force trailing slash", "POST", fa + "/", "{}", 404, httpapi.CodeNotFound},
+		{"partitions root", "POST", "/v1/cluster/partitions", "{}", 404, httpapi.CodeNotFound},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := httpapitest.NewCluster(3, 3, 2)
@@ -451,7 +491,7 @@ func TestBadInput(t *testing.T) {
 			wantStatus(t, r, tc.status, tc.code)
 			if tc.status >= 400 {
 				got := c.Calls()
-				if len(got.Joins) != 0 || got.Leaves != 0 || len(got.Removed) != 0 {
+				if len(got.Joins) != 0 || got.Leaves != 0 || len(got.Removed) != 0 || len(got.ForceAssigns) != 0 {
 					t.Errorf("rejected input reached the cluster: %+v", got)
 				}
 			}
@@ -462,10 +502,11 @@ func TestBadInput(t *testing.T) {
 func TestMethodNotAllowedAllow(t *testing.T) {
 	h := newHandler(t, httpapitest.NewCluster(1, 1, 1), httpapi.Options{})
 	for target, allow := range map[string]string{
-		"/v1/cluster/routing":        "GET, HEAD",
-		"/v1/cluster/join":           "POST",
-		"/v1/cluster/members/node-1": "DELETE",
-		"/v1/cluster/members":        "GET, HEAD",
+		"/v1/cluster/routing":                 "GET, HEAD",
+		"/v1/cluster/join":                    "POST",
+		"/v1/cluster/members/node-1":          "DELETE",
+		"/v1/cluster/members":                 "GET, HEAD",
+		"/v1/cluster/partitions/force-assign": "POST",
 	} {
 		r := serve(t, h, "PUT", target, "")
 		if r.status != 405 || r.header.Get("Allow") != allow {
@@ -560,6 +601,8 @@ func TestErrorCodes(t *testing.T) {
 		{node.ErrUnknownMember, 404, httpapi.CodeNotFound},
 		{metadata.ErrUnknownMember, 404, httpapi.CodeNotFound},
 		{node.ErrMemberAlive, 409, httpapi.CodeMemberAlive},
+		{node.ErrPartitionAvailable, 409, httpapi.CodePartitionAvailable},
+		{node.ErrQuorumAtRisk, 409, httpapi.CodeQuorumAtRisk},
 		{node.ErrNoLeader, 503, httpapi.CodeNoLeader},
 		{node.ErrNotReady, 503, httpapi.CodeNotReady},
 		{node.ErrNotLeader, 503, httpapi.CodeNotLeader},
@@ -575,13 +618,16 @@ func TestErrorCodes(t *testing.T) {
 		t.Run(tc.code+"/"+tc.err.Error(), func(t *testing.T) {
 			c := httpapitest.NewCluster(3, 3, 2)
 			wrapped := fmt.Errorf("op failed: %w", tc.err)
-			c.Set(func(s *httpapitest.State) { s.JoinErr, s.LeaveErr, s.RemoveErr = wrapped, wrapped, wrapped })
+			c.Set(func(s *httpapitest.State) {
+				s.JoinErr, s.LeaveErr, s.RemoveErr, s.ForceAssignErr = wrapped, wrapped, wrapped, wrapped
+			})
 			var left atomic.Int32
 			h := newHandler(t, c, httpapi.Options{OnLeft: func() { left.Add(1) }})
 			for _, req := range [][3]string{
 				{"POST", "/v1/cluster/join", `{"addrs":["a:1"]}`},
 				{"POST", "/v1/cluster/leave", ""},
 				{"DELETE", "/v1/cluster/members/node-2", ""},
+				{"POST", "/v1/cluster/partitions/force-assign", `{"partitions":[1],"node":"node-2"}`},
 			} {
 				r := serve(t, h, req[0], req[1], req[2])
 				wantStatus(t, r, tc.status, tc.code)
@@ -678,4 +724,145 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+const forceAssignPath = "/v1/cluster/partitions/force-assign"
+
+func TestForceAssign(t *testing.T) {
+	c := httpapitest.NewCluster(3, 8, 2)
+	c.LosePartitions(2, 5, 6) // version 43
+	h := newHandler(t, c, httpapi.Options{})
+
+	// One partition to a chosen owner.
+	r := serve(t, h, "POST", forceAssignPath, `{"partitions":[5],"node":"node-3"}`)
+	wantStatus(t, r, 200, "")
+	if string(r.raw) != `{"routing_version":44,"partitions":[5]}`+"\n" || r.header.Get(httpapi.HeaderRoutingVersion) != "44" {
+		t.Errorf("force-assign 5: %s, X-Routing-Version %s", r.raw, r.header.Get(httpapi.HeaderRoutingVersion))
+	}
+	if p := c.Routing().Partitions[5]; p.Primary != "node-3" || p.State != metadata.PartitionActive {
+		t.Errorf("partition 5 after: %+v", p)
+	}
+
+	// Every unavailable partition, owners picked by the leader; null fields
+	// are the same as absent ones.
+	r = serve(t, h, "POST", forceAssignPath, `{"partitions":null,"node":null}`)
+	wantStatus(t, r, 200, "")
+	if string(r.raw) != `{"routing_version":45,"partitions":[2,6]}`+"\n" {
+		t.Errorf("force-assign all: %s", r.raw)
+	}
+
+	// Nothing left to force: still an array.
+	r = serve(t, h, "POST", forceAssignPath, " {} \n")
+	wantStatus(t, r, 200, "")
+	if string(r.raw) != `{"routing_version":45,"partitions":[]}`+"\n" {
+		t.Errorf("force-assign with nothing unavailable: %s", r.raw)
+	}
+
+	// The largest partition number in range, several partitions, in order.
+	c.LosePartitions(7, 0)
+	r = serve(t, h, "POST", forceAssignPath, `{"partitions":[7,0]}`)
+	wantStatus(t, r, 200, "")
+	if string(r.raw) != `{"routing_version":47,"partitions":[7,0]}`+"\n" {
+		t.Errorf("force-assign 7,0: %s", r.raw)
+	}
+
+	want := []httpapitest.ForceAssignCall{
+		{Partitions: []uint32{5}, Owner: "node-3"},
+		{Partitions: nil, Owner: ""},
+		{Partitions: nil, Owner: ""},
+		{Partitions: []uint32{7, 0}, Owner: ""},
+	}
+	got := c.Calls().ForceAssigns
+	if len(got) != len(want) {
+		t.Fatalf("calls: %+v", got)
+	}
+	for i := range want {
+		if !slices.Equal(got[i].Partitions, want[i].Partitions) || got[i].Owner != want[i].Owner || (want[i].Partitions == nil) != (got[i].Partitions == nil) {
+			t.Errorf("call %d: %+v, want %+v", i, got[i], want[i])
+		}
+	}
+	if st := c.Status(); st.Unavailable != 0 || st.RoutingVersion != 47 {
+		t.Errorf("status after: %+v", st)
+	}
+}
+
+// TestForceAssignRefusals: the errors of the node's contract, through the
+// fake's simulation of it.
+func TestForceAssignRefusals(t *testing.T) {
+	c := httpapitest.NewCluster(3, 8, 2)
+	c.LosePartitions(4)
+	h := newHandler(t, c, httpapi.Options{})
+	for _, tc := range []struct {
+		body   string
+		status int
+		code   string
+	}{
+		{`{"partitions":[3]}`, 409, httpapi.CodePartitionAvailable},
+		{`{"partitions":[4,3]}`, 409, httpapi.CodePartitionAvailable},
+		{`{"partitions":[4],"node":"node-9"}`, 404, httpapi.CodeNotFound},
+		{`{"node":"node-9"}`, 404, httpapi.CodeNotFound},
+	} {
+		t.Run(tc.body, func(t *testing.T) {
+			r := serve(t, h, "POST", forceAssignPath, tc.body)
+			wantStatus(t, r, tc.status, tc.code)
+		})
+	}
+	if c.Routing().Partitions[4].State != metadata.PartitionUnavailable || c.Routing().Version != 43 {
+		t.Errorf("a refused force-assign changed the table: %+v", c.Routing())
+	}
+
+	// Before the table is initialized, only the absolute bound applies and
+	// the node answers.
+	c = httpapitest.NewCluster(1, 1, 1)
+	c.Set(func(s *httpapitest.State) { s.Table = nil })
+	h = newHandler(t, c, httpapi.Options{})
+	wantStatus(t, serve(t, h, "POST", forceAssignPath, `{"partitions":[65535]}`), 503, httpapi.CodeNotReady)
+	wantStatus(t, serve(t, h, "POST", forceAssignPath, `{"partitions":[65536]}`), 400, httpapi.CodeBadRequest)
+	if n := len(c.Calls().ForceAssigns); n != 1 {
+		t.Errorf("%d calls, want 1", n)
+	}
+}
+
+// TestForceAssignBounded: force-assign runs with the operation budget.
+func TestForceAssignBounded(t *testing.T) {
+	c := httpapitest.NewCluster(3, 3, 2)
+	c.Set(func(s *httpapitest.State) {
+		s.Hook = func(ctx context.Context, method string) error {
+			if method != "ForceAssign" {
+				return fmt.Errorf("unexpected %s", method)
+			}
+			dl, ok := ctx.Deadline()
+			if !ok || time.Until(dl) > 30*time.Second {
+				return fmt.Errorf("deadline %v (set %v), want within 30s", dl, ok)
+			}
+			return fmt.Errorf("%w: gave up", node.ErrTimeout)
+		}
+	})
+	r := serve(t, newHandler(t, c, httpapi.Options{}), "POST", forceAssignPath, `{}`)
+	wantStatus(t, r, 503, httpapi.CodeTimeout)
+	if msg := r.body["error"].(map[string]any)["message"].(string); !strings.Contains(msg, "may still take effect") {
+		t.Errorf("message %q", msg)
+	}
+}
+
+// TestForceAssignMessages: rejections say what to send, in JSON's terms.
+func TestForceAssignMessages(t *testing.T) {
+	h := newHandler(t, httpapitest.NewCluster(3, 8, 2), httpapi.Options{})
+	for body, want := range map[string]string{
+		`{"partitions":[-1]}`:     `field "partitions": got JSON number -1, want an integer from 0 to 4294967295`,
+		`{"partitions":"1"}`:      `want an array (each element an integer from 0 to 4294967295)`,
+		`{"node":true}`:           `field "node": got JSON bool, want a string`,
+		`{"partitions":[8]}`:      `partitions[0]: partition 8 does not exist (0 to 7)`,
+		`{"partitions":[1,null]}`: `partitions[1] is null`,
+		`{"partitions":[2,1,2]}`:  `partitions[2]: partition 2 is listed twice`,
+		`{"partitions":[]}`:       `omit the field to force-assign every unavailable partition`,
+		`null`:                    `want a JSON object`,
+		`{"node":"a b"}`:          `node: `,
+	} {
+		r := serve(t, h, "POST", forceAssignPath, body)
+		wantStatus(t, r, 400, httpapi.CodeBadRequest)
+		if msg, _ := r.body["error"].(map[string]any)["message"].(string); !strings.Contains(msg, want) {
+			t.Errorf("%s: message %q does not contain %q", body, msg, want)
+		}
+	}
 }

@@ -31,21 +31,31 @@ type State struct {
 	HasLeader bool
 	Status    node.Status
 
-	// Errors returned by the methods that can fail (nil: success).
-	ReadyErr, JoinErr, LeaveErr, RemoveErr error
+	// Errors returned by the methods that can fail (nil: success). With
+	// ForceAssignErr nil, ForceAssign simulates the node on Table (see
+	// Cluster.ForceAssign).
+	ReadyErr, JoinErr, LeaveErr, RemoveErr, ForceAssignErr error
 	// JoinCount is what Join returns on success; negative means
 	// len(gossipAddrs).
 	JoinCount int
 	// Hook, if set, runs first in every method that takes a context, with
-	// the method's name ("Ready", "Join", "Leave", "RemoveMember"); a
+	// the method's name ("Ready", "Join", "Leave", "RemoveMember",
+	// "ForceAssign"); a
 	// non-nil result is returned as the method's error. Tests use it to
 	// block until the context ends, or to panic.
 	Hook func(ctx context.Context, method string) error
 
 	// Records.
-	Joins   [][]string
-	Leaves  int
-	Removed []metadata.NodeID
+	Joins        [][]string
+	Leaves       int
+	Removed      []metadata.NodeID
+	ForceAssigns []ForceAssignCall
+}
+
+// ForceAssignCall records the arguments of one ForceAssign call.
+type ForceAssignCall struct {
+	Partitions []uint32
+	Owner      metadata.NodeID
 }
 
 // NewCluster returns a healthy fake: members node-1..node-<members> (all
@@ -131,6 +141,7 @@ func (c *Cluster) Calls() State {
 	s := c.s
 	s.Joins = slices.Clone(s.Joins)
 	s.Removed = slices.Clone(s.Removed)
+	s.ForceAssigns = slices.Clone(s.ForceAssigns)
 	return s
 }
 
@@ -233,4 +244,117 @@ func (c *Cluster) RemoveMember(ctx context.Context, id metadata.NodeID) error {
 	defer c.mu.Unlock()
 	c.s.Removed = append(c.s.Removed, id)
 	return c.s.RemoveErr
+}
+
+// ForceAssign implements httpapi.Cluster. Unless ForceAssignErr is set, it
+// behaves like the node on Table: it checks the owner (a valid id of an
+// alive member) and every partition (in range, unavailable), then commits
+// a new table (version + 1) in which the partitions are active with the
+// owner, or alive members round-robin when owner is empty, and refreshes
+// Members' and Status' counts. No partition given means every unavailable
+// one; when there is none it changes nothing and returns the current
+// version with nil Partitions.
+func (c *Cluster) ForceAssign(ctx context.Context, partitions []uint32, owner metadata.NodeID) (node.ForceAssignResult, error) {
+	if err := c.hook(ctx, "ForceAssign"); err != nil {
+		return node.ForceAssignResult{}, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.s.ForceAssigns = append(c.s.ForceAssigns, ForceAssignCall{Partitions: slices.Clone(partitions), Owner: owner})
+	if c.s.ForceAssignErr != nil {
+		return node.ForceAssignResult{}, c.s.ForceAssignErr
+	}
+	t := c.s.Table
+	if !t.Initialized() {
+		return node.ForceAssignResult{}, fmt.Errorf("%w: routing is not initialized", node.ErrNotReady)
+	}
+	if owner != "" {
+		if err := metadata.ValidateNodeID(owner); err != nil {
+			return node.ForceAssignResult{}, fmt.Errorf("%w: %v", node.ErrInvalidArgument, err)
+		}
+		if m, ok := t.Member(owner); !ok || m.State != metadata.MemberAlive {
+			return node.ForceAssignResult{}, fmt.Errorf("%w: %s is not an alive member", node.ErrUnknownMember, owner)
+		}
+	}
+	alive := t.AliveMembers()
+	if len(alive) == 0 {
+		return node.ForceAssignResult{}, fmt.Errorf("%w: no alive member to own partitions", node.ErrNotReady)
+	}
+	targets := partitions
+	if len(targets) == 0 {
+		for _, p := range t.Partitions {
+			if p.State == metadata.PartitionUnavailable {
+				targets = append(targets, p.ID)
+			}
+		}
+		if len(targets) == 0 {
+			return node.ForceAssignResult{RoutingVersion: t.Version}, nil
+		}
+	}
+	next := t.Clone()
+	var assigned []uint32
+	for i, id := range targets {
+		p, ok := next.Partition(id)
+		if !ok {
+			return node.ForceAssignResult{}, fmt.Errorf("%w: partition %d does not exist (0 to %d)", node.ErrInvalidArgument, id, t.PartitionCount-1)
+		}
+		if p.State != metadata.PartitionUnavailable {
+			return node.ForceAssignResult{}, fmt.Errorf("%w: partition %d is %s with primary %q", node.ErrPartitionAvailable, id, p.State, p.Primary)
+		}
+		o := owner
+		if o == "" {
+			o = alive[i%len(alive)]
+		}
+		next.Partitions[id] = metadata.Partition{ID: id, Primary: o, State: metadata.PartitionActive, LeaderEpoch: p.LeaderEpoch + 1}
+		assigned = append(assigned, id)
+	}
+	next.Version++
+	c.setTable(next)
+	return node.ForceAssignResult{RoutingVersion: next.Version, Partitions: assigned}, nil
+}
+
+// LosePartitions makes the given partitions unavailable (no replica left),
+// as the node does when every member holding one fails: it commits a new
+// table (version + 1) and refreshes Members' and Status' counts. It panics
+// on a partition out of range or an uninitialized table.
+func (c *Cluster) LosePartitions(ids ...uint32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	next := c.s.Table.Clone()
+	for _, id := range ids {
+		p, ok := next.Partition(id)
+		if !ok {
+			panic(fmt.Sprintf("httpapitest: LosePartitions: no partition %d", id))
+		}
+		next.Partitions[id] = metadata.Partition{ID: id, State: metadata.PartitionUnavailable, LeaderEpoch: p.LeaderEpoch}
+	}
+	next.Version++
+	c.setTable(next)
+}
+
+// setTable installs t and recomputes what derives from it: the members'
+// primaries and backups, and Status' routing version, unavailable count and
+// this node's primaries and backups. c.mu must be held.
+func (c *Cluster) setTable(t *metadata.RoutingTable) {
+	if err := t.Validate(); err != nil {
+		panic(fmt.Sprintf("httpapitest: invalid table: %v", err))
+	}
+	c.s.Table = t
+	loads := t.Loads()
+	// A new slice: copies handed out by Calls share the old one.
+	c.s.Members = slices.Clone(c.s.Members)
+	for i := range c.s.Members {
+		l := loads[c.s.Members[i].ID]
+		c.s.Members[i].Primaries, c.s.Members[i].Backups = l.Primaries, l.Backups
+	}
+	unavailable := 0
+	for _, p := range t.Partitions {
+		if p.State == metadata.PartitionUnavailable {
+			unavailable++
+		}
+	}
+	self := loads[c.s.Self]
+	c.s.Status.RoutingVersion = t.Version
+	c.s.Status.Unavailable = unavailable
+	c.s.Status.Primaries, c.s.Status.Backups = self.Primaries, self.Backups
 }

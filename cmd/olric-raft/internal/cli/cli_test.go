@@ -173,10 +173,176 @@ func TestStatusCommand(t *testing.T) {
 			t.Errorf("%s got %q, want %q\n%s", first, got, want, r.stdout)
 		}
 	}
+	if strings.Contains(r.stdout, "WARNING") || r.stderr != "" {
+		t.Errorf("a warning without unavailable partitions:\n%s\n%s", r.stdout, r.stderr)
+	}
 	r = run(t, Deps{}, nil, "status", "--address", addr, "-o", "json")
 	var st client.Status
 	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil || st.NodeID != "node-1" || st.Leader == nil {
 		t.Errorf("json status: %v %+v", err, st)
+	}
+	if r.stderr != "" {
+		t.Errorf("stderr: %s", r.stderr)
+	}
+}
+
+// TestStatusWarnsUnavailable: while partitions are unavailable, status
+// leads with a warning naming both fixes.
+func TestStatusWarnsUnavailable(t *testing.T) {
+	fake := httpapitest.NewCluster(3, 12, 2)
+	fake.LosePartitions(1, 2)
+	addr := apiServer(t, fake)
+	warning := []string{
+		"WARNING: 2 partitions are UNAVAILABLE",
+		"Bring back the members that held them if you can",
+		"'olric-raft partition force-assign --all-unavailable --yes'",
+		"their data is lost",
+	}
+	r := run(t, Deps{}, nil, "status", "--address", addr)
+	r.want(t, 0, warning, nil)
+	if first := strings.SplitN(r.stdout, "\n", 2)[0]; !strings.HasPrefix(first, "WARNING: ") {
+		t.Errorf("the warning is not the first line:\n%s", r.stdout)
+	}
+	if got := findRow(r.stdout, "partitions:"); !slices.Equal(got, []string{"partitions:", "12 (2 unavailable, 0 in handoff)"}) {
+		t.Errorf("partitions row %q", got)
+	}
+
+	r = run(t, Deps{}, nil, "status", "--address", addr, "-o", "json")
+	r.want(t, 0, nil, warning)
+	var st client.Status
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil || st.Unavailable != 2 {
+		t.Errorf("json status: %v %+v", err, st)
+	}
+
+	fake.LosePartitions(3)
+	fake.LosePartitions() // a new version, nothing more lost
+	r = run(t, Deps{}, nil, "status", "--address", addr)
+	r.want(t, 0, []string{"WARNING: 3 partitions are UNAVAILABLE"}, nil)
+	fake.Set(func(s *httpapitest.State) { s.Status.Unavailable = 1 })
+	r = run(t, Deps{}, nil, "status", "--address", addr)
+	r.want(t, 0, []string{"WARNING: 1 partition is UNAVAILABLE"}, nil)
+}
+
+func TestForceAssignCommand(t *testing.T) {
+	fake := httpapitest.NewCluster(3, 8, 2)
+	fake.LosePartitions(2, 5, 6) // version 43
+	addr := apiServer(t, fake)
+	env := map[string]string{"OLRIC_RAFT_ADDRESS": addr}
+
+	// Without --yes: exit 2, the data loss spelled out, nothing sent.
+	r := run(t, Deps{}, env, "partition", "force-assign", "5")
+	r.want(t, 2, nil, []string{"error: force-assign DELETES the data of partition 5 forever: it has no replica left",
+		"served again EMPTY", "run the command again with --yes", "Run 'olric-raft partition force-assign --help' for usage."})
+	r = run(t, Deps{}, env, "partition", "force-assign", "--all-unavailable", "--node", "node-2")
+	r.want(t, 2, nil, []string{"DELETES the data of every unavailable partition forever: they have no replica left",
+		"they will be served again EMPTY", "--yes"})
+	r = run(t, Deps{}, map[string]string{"OLRIC_RAFT_ADDRESS": addr, "OLRIC_RAFT_YES": "true"}, "partition", "force-assign", "5")
+	r.want(t, 2, nil, []string{"DELETES"})
+	r = run(t, Deps{}, env, "partition", "force-assign", "5", "--yes=false")
+	r.want(t, 2, nil, []string{"DELETES"})
+	if n := len(fake.Calls().ForceAssigns); n != 0 {
+		t.Fatalf("%d force-assigns sent without --yes", n)
+	}
+
+	// One partition, owner as an argument.
+	r = run(t, Deps{}, env, "partition", "force-assign", "5", "node-3", "--yes")
+	r.want(t, 0, []string{"force-assigned 1 partition at routing version 44: 5\n", "its data is lost"}, nil)
+	if r.stderr != "" {
+		t.Errorf("stderr: %s", r.stderr)
+	}
+
+	// Every unavailable partition, owner with --node, as JSON.
+	r = run(t, Deps{}, env, "partition", "force-assign", "--all-unavailable", "--node", "node-2", "--yes", "-o", "json")
+	r.want(t, 0, nil, nil)
+	var res client.ForceAssignResult
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || res.RoutingVersion != 45 || !slices.Equal(res.Partitions, []uint32{2, 6}) {
+		t.Errorf("json: %v %+v\n%s", err, res, r.stdout)
+	}
+	if !strings.Contains(r.stdout, `"routing_version": 45`) {
+		t.Errorf("json keys:\n%s", r.stdout)
+	}
+
+	// Nothing left to force.
+	r = run(t, Deps{}, env, "partition", "force-assign", "--all-unavailable", "--yes")
+	r.want(t, 0, []string{"force-assigned 0 partitions at routing version 45: no partition was unavailable"}, nil)
+	r = run(t, Deps{}, env, "partition", "force-assign", "--all-unavailable", "--yes", "-o", "json")
+	if r.code != 0 || strings.TrimSpace(r.stdout) != "{\n  \"routing_version\": 45,\n  \"partitions\": []\n}" {
+		t.Errorf("json, nothing forced: %+v", r)
+	}
+
+	// Several at once in the table output; the leader picks the owners.
+	fake.LosePartitions(0, 7) // version 46
+	r = run(t, Deps{}, env, "partition", "force-assign", "--all-unavailable", "--yes")
+	r.want(t, 0, []string{"force-assigned 2 partitions at routing version 47: 0, 7\n", "their data is lost"}, nil)
+
+	want := []httpapitest.ForceAssignCall{
+		{Partitions: []uint32{5}, Owner: "node-3"},
+		{Partitions: nil, Owner: "node-2"},
+		{Partitions: nil, Owner: ""},
+		{Partitions: nil, Owner: ""},
+		{Partitions: nil, Owner: ""},
+	}
+	got := fake.Calls().ForceAssigns
+	if len(got) != len(want) {
+		t.Fatalf("calls: %+v", got)
+	}
+	for i := range want {
+		if !slices.Equal(got[i].Partitions, want[i].Partitions) || got[i].Owner != want[i].Owner {
+			t.Errorf("call %d: %+v, want %+v", i, got[i], want[i])
+		}
+	}
+	if p := fake.Routing().Partitions[5]; p.Primary != "node-3" || p.State != metadata.PartitionActive {
+		t.Errorf("partition 5: %+v", p)
+	}
+}
+
+// TestForceAssignErrors: refusals exit 1 with the code, the message and a
+// hint for force-assign.
+func TestForceAssignErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		set   func(s *httpapitest.State)
+		args  []string
+		wants []string
+	}{
+		{"available", nil, []string{"3", "--yes"},
+			[]string{"error: partition_available: node: partition is available: partition 3 is active",
+				"hint: partition 3 still has a primary; force-assign is only for unavailable partitions (see olric-raft routing)"}},
+		{"available all", func(s *httpapitest.State) {
+			s.ForceAssignErr = fmt.Errorf("%w: partition 1 is active", node.ErrPartitionAvailable)
+		},
+			[]string{"--all-unavailable", "--yes"},
+			[]string{"error: partition_available:", "hint: a partition still has a primary; force-assign is only for unavailable partitions (see olric-raft routing)"}},
+		{"unknown owner", nil, []string{"4", "node-9", "--yes"},
+			[]string{"error: not_found: node: unknown member: node-9 is not an alive member",
+				"hint: there is no alive member with that id; pick one from 'olric-raft members'"}},
+		{"bad owner", nil, []string{"4", "--node", "a/b", "--yes"},
+			[]string{"error: bad_request: node: ", "hint: check the partition number"}},
+		{"out of range", nil, []string{"8", "--yes"},
+			[]string{"error: bad_request: partitions[0]: partition 8 does not exist (0 to 7)", "hint: check the partition number (0 to the partition count - 1"}},
+		{"timeout", func(s *httpapitest.State) { s.ForceAssignErr = node.ErrTimeout },
+			[]string{"4", "--yes"},
+			[]string{"error: timeout:", "hint: the force-assign timed out and may still take effect; check 'olric-raft routing'"}},
+		{"no leader", func(s *httpapitest.State) { s.ForceAssignErr = node.ErrNoLeader },
+			[]string{"--all-unavailable", "--yes"},
+			[]string{"error: no_leader:", "hint: the cluster has no leader"}},
+		{"not ready", func(s *httpapitest.State) { s.Table = nil },
+			[]string{"4", "--yes"},
+			[]string{"error: not_ready:", "hint: the member is still catching up"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fake := httpapitest.NewCluster(3, 8, 2)
+			fake.LosePartitions(4)
+			if tc.set != nil {
+				fake.Set(tc.set)
+			}
+			addr := apiServer(t, fake)
+			r := run(t, Deps{}, nil, append([]string{"partition", "force-assign", "--address", addr}, tc.args...)...)
+			r.want(t, 1, nil, tc.wants)
+			if r.stdout != "" {
+				t.Errorf("stdout on error: %q", r.stdout)
+			}
+		})
 	}
 }
 
@@ -322,6 +488,22 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"server", "extra"}, nil, `unknown command "extra"`},
 		{[]string{"server", "--dev", "--raft-voters", "2"}, nil, "raft_voters"},
 		{[]string{"version", "x"}, nil, `unknown command "x"`},
+		{[]string{"partition", "bogus"}, nil, `unknown command "bogus"`},
+		{[]string{"partition", "force-asign"}, nil, `did you mean force-assign?`},
+		{[]string{"partition", "force-assign"}, nil, "force-assign needs a partition number P, or --all-unavailable"},
+		{[]string{"partition", "force-assign", "--yes"}, nil, "force-assign needs a partition number P"},
+		{[]string{"partition", "force-assign", "x", "--yes"}, nil, `partition "x" is not a partition number`},
+		{[]string{"partition", "force-assign", "4294967296", "--yes"}, nil, `partition "4294967296" is not a partition number`},
+		{[]string{"partition", "force-assign", "+1", "--yes"}, nil, `partition "+1" is not a partition number`},
+		{[]string{"partition", "force-assign", "-1", "--yes"}, nil, "unknown shorthand flag"},
+		{[]string{"partition", "force-assign", "1", "a", "b", "--yes"}, nil, "accepts at most 2 arg(s)"},
+		{[]string{"partition", "force-assign", "--all-unavailable", "1", "--yes"}, nil, "--all-unavailable takes no partition argument"},
+		{[]string{"partition", "force-assign", "0", "node-1", "--node", "node-1", "--yes"}, nil, "either as the NODE argument or with --node, not both"},
+		{[]string{"partition", "force-assign", "0", " ", "--yes"}, nil, "the owner node id is empty"},
+		{[]string{"partition", "force-assign", "--all-unavailable", "--node", "", "--yes"}, nil, "the owner node id is empty"},
+		{[]string{"partition", "force-assign", "0", "-o", "yaml", "--yes"}, nil, `--output "yaml"`},
+		{[]string{"partition", "force-assign", "0"}, nil, "DELETES the data of partition 0 forever"},
+		{[]string{"partition", "force-assign", "--all-unavailable"}, map[string]string{"OLRIC_RAFT_YES": "1"}, "DELETES the data of every unavailable partition forever"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			env := map[string]string{"OLRIC_RAFT_ADDRESS": addr}
@@ -336,14 +518,18 @@ func TestUsageErrors(t *testing.T) {
 			r.want(t, 2, nil, []string{"error: ", tc.want, "--help' for usage."})
 		})
 	}
-	if got := fake.Calls(); got.Leaves+len(got.Joins)+len(got.Removed) != 0 {
+	if got := fake.Calls(); got.Leaves+len(got.Joins)+len(got.Removed)+len(got.ForceAssigns) != 0 {
 		t.Errorf("a usage error reached the server: %+v", got)
 	}
 }
 
 func TestHelpAndVersion(t *testing.T) {
 	r := run(t, Deps{}, nil)
-	r.want(t, 0, []string{"Usage:", "server", "members", "routing", "status", "join", "leave", "remove", "version"}, nil)
+	r.want(t, 0, []string{"Usage:", "server", "members", "routing", "status", "join", "leave", "remove", "partition", "version"}, nil)
+	r = run(t, Deps{}, nil, "partition")
+	r.want(t, 0, []string{"force-assign", "DATA LOSS"}, nil)
+	r = run(t, Deps{}, nil, "partition", "force-assign", "--help")
+	r.want(t, 0, []string{"--all-unavailable", "--node", "--yes", "DELETED for good", "--address", "--output"}, nil)
 	r = run(t, Deps{}, nil, "server", "--help")
 	r.want(t, 0, []string{"--node-id", "--bootstrap-expect", "--timing", "--config", "--dev", "--log-format"}, nil)
 	if strings.Contains(r.stdout, "--tls") || strings.Contains(r.stdout, "--gossip-key") || strings.Contains(r.stdout, "completion") {

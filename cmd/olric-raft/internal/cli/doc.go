@@ -1,6 +1,12 @@
 // Package cli is the olric-raft binary's command line: the server command
 // and the operator commands (members, routing, status, join, leave,
-// remove), plus version. cmd/olric-raft's main only wires it to node.New.
+// remove, partition force-assign), plus version.
+//
+// partition force-assign is the one command that destroys data (it serves
+// unavailable partitions again, empty): it sends nothing without --yes,
+// which no environment variable can set.
+//
+// cmd/olric-raft's main only wires the package to node.New.
 //
 // It lives apart from main so that every command, the server's lifecycle
 // included, is tested with a fake node (Deps.NewNode) and without a

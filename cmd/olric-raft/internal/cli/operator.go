@@ -34,6 +34,8 @@ type operator struct {
 	d   *Deps
 	cmd *cobra.Command
 	c   *client.Client
+	// hints, set by a command, replace hint's advice for some error codes.
+	hints map[string]string
 }
 
 // newOperatorCmd builds an operator command: run gets a connected client
@@ -83,11 +85,15 @@ func (o *operator) ctx() context.Context { return o.cmd.Context() }
 func (o *operator) explain(err error) error {
 	var ae *client.APIError
 	if errors.As(err, &ae) {
-		return &cliError{Code: ae.Code, Message: ae.Message, Hint: hint(ae.Code, o.cmd.Name())}
+		h, ok := o.hints[ae.Code]
+		if !ok {
+			h = hint(ae.Code, o.cmd.Name())
+		}
+		return &cliError{Code: ae.Code, Message: ae.Message, Hint: h}
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return &cliError{Code: "timeout", Message: fmt.Sprintf("no answer from %s within %s", o.c.Address(), o.timeout),
-			Hint: "the member may be overloaded or cut off: check its logs, or raise --timeout; a join, leave or remove may still take effect"}
+			Hint: "the member may be overloaded or cut off: check its logs, or raise --timeout; a join, leave, remove or force-assign may still take effect"}
 	}
 	if errors.Is(err, client.ErrUnexpectedResponse) {
 		return &cliError{Code: "bad_response", Message: err.Error(),
@@ -122,6 +128,8 @@ func hint(code, cmd string) string {
 		return "none of the addresses answered; give the gossip addresses (--gossip-addr) of running members"
 	case client.CodeMemberAlive:
 		return "the member is alive: run 'olric-raft leave' against it (or stop it) instead of remove"
+	case client.CodeQuorumAtRisk:
+		return "another Raft voter is down: leaving now would leave the cluster without a quorum; bring that member back (or 'olric-raft remove' it if it is gone for good), then retry"
 	case client.CodeNotFound:
 		switch cmd {
 		case "remove":
@@ -192,6 +200,10 @@ func newStatusCmd(d *Deps) *cobra.Command {
 		st, err := o.c.Status(o.ctx())
 		if err != nil {
 			return o.explain(err)
+		}
+		if o.output == "json" && st.Unavailable > 0 {
+			// The JSON on stdout stays parseable; the warning still shows.
+			fmt.Fprintln(o.d.Stderr, unavailableWarning(st.Unavailable))
 		}
 		return o.print(st, func(w *tabw) { printStatus(w, st) })
 	})

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -104,7 +105,23 @@ func printRouting(w *tabw, rt *client.Routing, whole bool) {
 	}
 }
 
+// unavailableWarning is the line status prints while partitions are
+// unavailable: what it means, the safe fix and the last resort.
+func unavailableWarning(n int) string {
+	what := fmt.Sprintf("%d partitions are", n)
+	if n == 1 {
+		what = "1 partition is"
+	}
+	return fmt.Sprintf("WARNING: %s UNAVAILABLE: no replica is left, their keys cannot be read or written. "+
+		"Bring back the members that held them if you can (see 'olric-raft routing'); "+
+		"as a last resort 'olric-raft partition force-assign --all-unavailable --yes' serves them again EMPTY and their data is lost for good.", what)
+}
+
 func printStatus(w *tabw, st *client.Status) {
+	if st.Unavailable > 0 {
+		w.line("%s", unavailableWarning(st.Unavailable))
+		w.line("")
+	}
 	leader := "none"
 	if st.Leader != nil {
 		leader = fmt.Sprintf("%s (%s, term %d)", st.Leader.ID, st.Leader.ClusterAddr, st.Leader.Term)
@@ -130,4 +147,24 @@ func printStatus(w *tabw, st *client.Status) {
 	} {
 		w.line("%s:\t%v", kv[0], kv[1])
 	}
+}
+
+// printForceAssign reports what a force-assign did.
+func printForceAssign(w *tabw, res *client.ForceAssignResult) {
+	n := len(res.Partitions)
+	if n == 0 {
+		w.line("force-assigned 0 partitions at routing version %d: no partition was unavailable", res.RoutingVersion)
+		return
+	}
+	ids := make([]string, n)
+	for i, p := range res.Partitions {
+		ids[i] = strconv.FormatUint(uint64(p), 10)
+	}
+	if n == 1 {
+		w.line("force-assigned 1 partition at routing version %d: %s", res.RoutingVersion, ids[0])
+		w.line("its data is lost; it is served again, empty (see 'olric-raft routing' for its new owner)")
+		return
+	}
+	w.line("force-assigned %d partitions at routing version %d: %s", n, res.RoutingVersion, strings.Join(ids, ", "))
+	w.line("their data is lost; they are served again, empty (see 'olric-raft routing' for their new owners)")
 }

@@ -82,19 +82,8 @@ Every flag can also be set with an environment variable OLRIC_RAFT_<FLAG>
 (upper case, dashes as underscores), e.g. OLRIC_RAFT_HTTP_ADDR.`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
-		// Without Args, cobra answers an unknown command with help and
-		// success; it is a usage error.
-		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 0 {
-				return nil
-			}
-			msg := fmt.Sprintf("unknown command %q", args[0])
-			if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
-				msg += "; did you mean " + strings.Join(s, " or ") + "?"
-			}
-			return &usageError{err: errors.New(msg)}
-		},
-		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+		Args:          noUnknownCommand,
+		RunE:          func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.SuggestionsMinimumDistance = 2
@@ -109,9 +98,24 @@ Every flag can also be set with an environment variable OLRIC_RAFT_<FLAG>
 		newJoinCmd(d),
 		newLeaveCmd(d),
 		newRemoveCmd(d),
+		newPartitionCmd(d),
 		newVersionCmd(d),
 	)
 	return root
+}
+
+// noUnknownCommand is the Args of a command that only groups
+// subcommands: without it, cobra answers an unknown subcommand with help
+// and success; it is a usage error.
+func noUnknownCommand(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("unknown command %q", args[0])
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += "; did you mean " + strings.Join(s, " or ") + "?"
+	}
+	return &usageError{err: errors.New(msg)}
 }
 
 // usageError is a mistake on the command line (or in the environment or
