@@ -482,3 +482,34 @@ func BenchmarkRouting(b *testing.B) {
 		}
 	})
 }
+
+// TestApplyRecordsPreviousPrimary: the FSM, not the proposer, records where
+// a partition's data was before each primary change.
+func TestApplyRecordsPreviousPrimary(t *testing.T) {
+	f := newInitialized(t, 4, 3, 2)
+	cur := f.Routing()
+	if p := cur.Partitions[0]; p.PrevPrimary != "" || p.PrevEpoch != 0 {
+		t.Fatalf("fresh partition has history: %+v", p)
+	}
+	old := cur.Partitions[0]
+	var target metadata.NodeID
+	for _, m := range cur.Members {
+		if m.ID != old.Primary && !old.Holds(m.ID) {
+			target = m.ID
+		}
+	}
+	moved := moveChange(cur, 0, target)
+	moved.PrevPrimary, moved.PrevEpoch = "liar", 99 // ignored
+	next := mustApply(t, f, 10, fsm.CommandRebalance, fsm.Change{ExpectVersion: cur.Version, Partitions: []metadata.Partition{moved}})
+	got := next.Partitions[0]
+	if got.PrevPrimary != old.Primary || got.PrevEpoch != old.LeaderEpoch {
+		t.Fatalf("after move: prev %q@%d, want %q@%d", got.PrevPrimary, got.PrevEpoch, old.Primary, old.LeaderEpoch)
+	}
+	// A change that keeps the primary keeps the history.
+	same := got.Clone()
+	same.PrevPrimary = "liar"
+	next = mustApply(t, f, 11, fsm.CommandRebalance, fsm.Change{ExpectVersion: next.Version, Partitions: []metadata.Partition{same}})
+	if p := next.Partitions[0]; p.PrevPrimary != old.Primary {
+		t.Fatalf("unchanged primary lost its history: %+v", p)
+	}
+}

@@ -373,6 +373,7 @@ func initTable(cur *metadata.RoutingTable, b *InitRouting) (*metadata.RoutingTab
 			return nil, rejectf(ErrInvalidChange, "partition %d listed twice", p.ID)
 		}
 		seen[p.ID] = true
+		p.PrevPrimary, p.PrevEpoch = "", 0 // no history before the first table
 		next.Partitions[p.ID] = p
 	}
 	if err := next.Validate(); err != nil {
@@ -429,6 +430,13 @@ func changeTable(cur *metadata.RoutingTable, typ CommandType, c *Change) (*metad
 			return nil, rejectf(ErrInvalidChange, "partition %d listed twice", p.ID)
 		}
 		replaced[p.ID] = true
+		// The history of the primary is derived here, deterministically,
+		// never taken from the proposal.
+		if old := cur.Partitions[p.ID]; p.Primary != old.Primary {
+			p.PrevPrimary, p.PrevEpoch = old.Primary, old.LeaderEpoch
+		} else {
+			p.PrevPrimary, p.PrevEpoch = old.PrevPrimary, old.PrevEpoch
+		}
 		next.Partitions[p.ID] = p
 	}
 

@@ -162,6 +162,13 @@ type Partition struct {
 	// LeaderEpoch increases every time Primary changes. Requests and
 	// replication carry it so that an old primary is fenced.
 	LeaderEpoch uint64 `msgpack:"le" json:"leader_epoch"`
+	// PrevPrimary and PrevEpoch record the primary (and its epoch) before
+	// the last primary change: where a new primary finds the partition's
+	// data. Set by the FSM when it applies a primary change (never by
+	// placement); empty for a partition that has had one primary only, or
+	// that was force-assigned from unavailable (it starts empty).
+	PrevPrimary NodeID `msgpack:"pp,omitempty" json:"prev_primary,omitempty"`
+	PrevEpoch   uint64 `msgpack:"pe,omitempty" json:"prev_epoch,omitempty"`
 }
 
 // Replicas returns the primary followed by the backups (the primary is left
@@ -185,7 +192,8 @@ func (p Partition) Clone() Partition {
 	return p
 }
 
-// Equal reports whether p and q are the same placement.
+// Equal reports whether p and q are the same placement (the PrevPrimary
+// history is not part of a placement).
 func (p Partition) Equal(q Partition) bool {
 	return p.ID == q.ID && p.Primary == q.Primary && p.State == q.State &&
 		p.HandoffTo == q.HandoffTo && p.LeaderEpoch == q.LeaderEpoch &&
