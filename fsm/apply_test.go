@@ -513,3 +513,23 @@ func TestApplyRecordsPreviousPrimary(t *testing.T) {
 		t.Fatalf("unchanged primary lost its history: %+v", p)
 	}
 }
+
+// TestApplyMarkWritten: a mark may only set Written; anything else is
+// refused; unavailable partitions cannot be marked.
+func TestApplyMarkWritten(t *testing.T) {
+	f := newInitialized(t, 4, 3, 2)
+	cur := f.Routing()
+	p := cur.Partitions[2].Clone()
+	p.Written = true
+	next := mustApply(t, f, 10, fsm.CommandMarkWritten, fsm.Change{ExpectVersion: cur.Version, Partitions: []metadata.Partition{p}})
+	if !next.Partitions[2].Written || next.Partitions[1].Written {
+		t.Fatalf("after mark: %+v / %+v", next.Partitions[2], next.Partitions[1])
+	}
+	q := next.Partitions[1].Clone()
+	q.Written = true
+	q.LeaderEpoch++
+	res := apply(t, f, 11, fsm.CommandMarkWritten, fsm.Change{ExpectVersion: next.Version, Partitions: []metadata.Partition{q}})
+	if !errors.Is(res.Err, fsm.ErrInvalidChange) {
+		t.Fatalf("mark that changes the epoch: %v", res.Err)
+	}
+}

@@ -43,6 +43,11 @@ const (
 	// partitions: it installs new owners that hold no data. Apply logs it
 	// at WARN as data loss. Body Change: Partitions non-empty, nothing else.
 	CommandForceAssign CommandType = 8
+	// CommandMarkWritten records that partitions are about to take their
+	// first write (their primary waits for it before acknowledging). Body
+	// Change: Partitions non-empty, each identical to the current one but
+	// for Written = true; nothing else.
+	CommandMarkWritten CommandType = 9
 )
 
 // CommandFormatVersion is the second byte of every command: the version of
@@ -68,13 +73,15 @@ func (t CommandType) String() string {
 		return "set_voter"
 	case CommandForceAssign:
 		return "force_assign"
+	case CommandMarkWritten:
+		return "mark_written"
 	default:
 		return fmt.Sprintf("unknown(%d)", uint8(t))
 	}
 }
 
 func (t CommandType) known() bool {
-	return t >= CommandInitRouting && t <= CommandForceAssign
+	return t >= CommandInitRouting && t <= CommandMarkWritten
 }
 
 // InitRouting creates the first routing table; valid only once, on an

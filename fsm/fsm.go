@@ -432,10 +432,20 @@ func changeTable(cur *metadata.RoutingTable, typ CommandType, c *Change) (*metad
 		replaced[p.ID] = true
 		// The history of the primary is derived here, deterministically,
 		// never taken from the proposal.
-		if old := cur.Partitions[p.ID]; p.Primary != old.Primary {
+		old := cur.Partitions[p.ID]
+		if p.Primary != old.Primary {
 			p.PrevPrimary, p.PrevEpoch = old.Primary, old.LeaderEpoch
 		} else {
 			p.PrevPrimary, p.PrevEpoch = old.PrevPrimary, old.PrevEpoch
+		}
+		// Written is set only by MarkWritten; it travels with the data and
+		// is gone with it (unavailable) or explicitly (force-assign).
+		switch {
+		case typ == CommandMarkWritten:
+		case typ == CommandForceAssign, p.State == metadata.PartitionUnavailable:
+			p.Written = false
+		default:
+			p.Written = old.Written
 		}
 		next.Partitions[p.ID] = p
 	}
@@ -525,6 +535,20 @@ func checkShape(cur *metadata.RoutingTable, typ CommandType, c *Change) error {
 	case CommandForceAssign:
 		if len(c.Partitions) == 0 || len(c.Upsert) > 0 || len(c.Remove) > 0 {
 			return bad("may only assign partitions")
+		}
+	case CommandMarkWritten:
+		if len(c.Partitions) == 0 || len(c.Upsert) > 0 || len(c.Remove) > 0 {
+			return bad("may only mark partitions")
+		}
+		for _, p := range c.Partitions {
+			if p.ID >= cur.PartitionCount {
+				return bad("partition %d out of range", p.ID)
+			}
+			want := cur.Partitions[p.ID].Clone()
+			want.Written = true
+			if !p.Written || !p.Equal(want) {
+				return bad("partition %d changes more than its written flag", p.ID)
+			}
 		}
 	}
 	return nil

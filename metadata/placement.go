@@ -871,6 +871,11 @@ func (pl *placer) result(cur []Partition) []Partition {
 		if p.Primary != before.Primary {
 			p.LeaderEpoch++
 		}
+		// History and data state travel with the partition (the FSM owns
+		// them; placement only keeps them so unchanged partitions compare
+		// equal).
+		p.PrevPrimary, p.PrevEpoch = before.PrevPrimary, before.PrevEpoch
+		p.Written = before.Written && p.State != PartitionUnavailable
 		out[i] = p
 	}
 	return out

@@ -169,6 +169,11 @@ type Partition struct {
 	// that was force-assigned from unavailable (it starts empty).
 	PrevPrimary NodeID `msgpack:"pp,omitempty" json:"prev_primary,omitempty"`
 	PrevEpoch   uint64 `msgpack:"pe,omitempty" json:"prev_epoch,omitempty"`
+	// Written is set (by a committed entry) before the partition's first
+	// acknowledged write; a partition never written holds no data worth
+	// handing over, so losing its only holder loses nothing. Cleared when
+	// the partition becomes unavailable or is force-assigned.
+	Written bool `msgpack:"w,omitempty" json:"written,omitempty"`
 }
 
 // Replicas returns the primary followed by the backups (the primary is left
@@ -196,7 +201,7 @@ func (p Partition) Clone() Partition {
 // history is not part of a placement).
 func (p Partition) Equal(q Partition) bool {
 	return p.ID == q.ID && p.Primary == q.Primary && p.State == q.State &&
-		p.HandoffTo == q.HandoffTo && p.LeaderEpoch == q.LeaderEpoch &&
+		p.HandoffTo == q.HandoffTo && p.LeaderEpoch == q.LeaderEpoch && p.Written == q.Written &&
 		slices.Equal(p.Backups, q.Backups)
 }
 
@@ -359,7 +364,7 @@ func ValidateSettings(partitionCount uint32, replicas int) error {
 //   - every primary, backup and handoff target is a member that is not failed;
 //   - no member holds two replicas of one partition;
 //   - a partition has no primary exactly when it is unavailable, and then no
-//     backups; HandoffTo is set exactly in state handoff and is not a
+//     backups and is not marked written; HandoffTo is set exactly in state handoff and is not a
 //     current replica's primary;
 //   - no partition has more than Replicas replicas.
 func (t *RoutingTable) Validate() error {
@@ -407,8 +412,8 @@ func (t *RoutingTable) Validate() error {
 				add("partition %d: %s without primary", p.ID, p.State)
 			}
 		case PartitionUnavailable:
-			if p.Primary != "" || len(p.Backups) > 0 {
-				add("partition %d: unavailable but has replicas", p.ID)
+			if p.Primary != "" || len(p.Backups) > 0 || p.Written {
+				add("partition %d: unavailable but has replicas or is marked written", p.ID)
 			}
 		default:
 			add("partition %d: unknown state %d", p.ID, p.State)
