@@ -37,15 +37,19 @@
 //  1. Survivors. Replicas on members that are not eligible are dropped and
 //     backups beyond k are trimmed from the end. If the primary was dropped,
 //     the first surviving backup (in Backups order) becomes primary
-//     (failover). A partition that loses every replica becomes unavailable
-//     (no primary, no backups): its data is gone, and CP forbids re-creating
-//     it empty behind the clients' backs. An unavailable partition stays
-//     unavailable until an operator force-assigns it. A handoff is kept if
+//     (failover). A written partition (Written) that loses every replica
+//     becomes unavailable (no primary, no backups): its data is gone, and
+//     CP forbids re-creating it empty behind the clients' backs. An
+//     unavailable partition stays unavailable until an operator
+//     force-assigns it. A partition never written that loses every replica
+//     lost no data: it is left without replicas, to be placed afresh in
+//     steps 2 and 3 like a partition of a new cluster. A handoff is kept if
 //     its primary survived and its target is eligible, otherwise it is
 //     cancelled (state active); Place never starts one, and never changes
 //     the primary of a partition in handoff (unless that primary is gone).
-//  2. Primaries. Partitions without any replica yet (a new cluster) get the
-//     member with the fewest primaries. Then each member's primary count is
+//  2. Primaries. Partitions without any replica (a new cluster's, and
+//     never-written partitions that lost every replica) get the member
+//     with the fewest primaries. Then each member's primary count is
 //     brought to floor or ceil of A/n (A: available partitions), cheapest
 //     step first: promote a backup (swap roles, no data moves); make a
 //     member that holds nothing of a partition missing a backup its
@@ -82,23 +86,34 @@
 // best the pinned primaries allow. The property tests check all of this.
 //
 // Every change of a partition's Primary (failover, balancing, becoming
-// unavailable) increments its LeaderEpoch by exactly one, compared with
-// cur; otherwise LeaderEpoch is unchanged. A new cluster's partitions start
-// at LeaderEpoch 1. Place on an already balanced, complete assignment with
-// the same members returns it unchanged, so for balanced results
-// Place(Place(x)) == Place(x).
+// unavailable, placing a never-written partition afresh) increments its
+// LeaderEpoch by exactly one, compared with cur; otherwise LeaderEpoch is
+// unchanged. A new cluster's partitions start at LeaderEpoch 1. Place on an
+// already balanced, complete assignment with the same members returns it
+// unchanged, so for balanced results Place(Place(x)) == Place(x).
+//
+// The FSM owns Written and the history (PrevPrimary, PrevEpoch); Place only
+// carries them over: PrevPrimary and PrevEpoch are copied from cur
+// unchanged, Written is kept for a partition that is available in the
+// result and false for an unavailable one (a partition placed afresh was
+// not written, so it stays false).
 //
 // # Movement bound
 //
 // Let cur' be cur after step 1 and, computed from cur and cur' alone:
 //
-//   - D: partitions whose primary differs between cur and cur' (failovers,
-//     partitions that became unavailable, partitions of a new cluster);
+//   - D: partitions whose primary differs between cur and cur': failovers,
+//     written partitions that became unavailable, and partitions without
+//     any replica in cur' (a new cluster's, and never-written partitions
+//     that lost every replica, whose old primary is gone);
 //   - M: missing replica slots, the sum over available partitions of k
-//     minus their replicas in cur'; Mb: the missing backup slots among
-//     them (M less the partitions that have no replica at all);
+//     minus their replicas in cur' (k for each partition without any
+//     replica in cur', so a never-written partition placed afresh counts
+//     k); Mb: the missing backup slots among them (M less the partitions
+//     that have no replica at all, i.e. k-1 for each of those);
 //   - Ep: the primary excess, the fewest single-primary transfers between
-//     members that balance the primary counts of cur'; Eb: the same for
+//     members that balance the primary counts of cur' against A (which
+//     includes the partitions without any replica); Eb: the same for
 //     backup counts, against B. For counts c over n members and a total T,
 //     with ceil = ⌈T/n⌉ and r = T mod n, the excess is
 //     sum(max(0, c_m - ceil)) plus, when r > 0,
@@ -112,7 +127,9 @@
 //	M <= replica slots added <= M + Mb + Ep + Eb
 //	D <= primary changes     <= D + 3*Ep + 2*(Eb + Mb)
 //
-// Proof sketch: each primary step costs at most one copy and raises the
+// Proof sketch: the primary of a partition without any replica is one of
+// its k slots in M and goes to a member with the fewest primaries, which
+// raises no excess; each primary step costs at most one copy and raises the
 // backup excess by at most one; each backup step costs at most one copy
 // (chains of moves re-route only copies made by this call, plus at most
 // one old backup); a missing backup costs one copy, plus one unit of

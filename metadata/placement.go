@@ -336,7 +336,8 @@ type placer struct {
 
 // newPlacer builds the working state from cur: replicas on members that are
 // not eligible are dropped, the first surviving replica becomes primary,
-// partitions that lost every replica become unavailable, excess backups are
+// written partitions that lost every replica become unavailable (never
+// written ones are left empty, to be placed afresh), excess backups are
 // trimmed from the end and handoffs that cannot proceed are cancelled.
 func newPlacer(cur []Partition, partitionCount uint32, replicas int, ids []NodeID) *placer {
 	n := len(ids)
@@ -375,6 +376,12 @@ func newPlacer(cur []Partition, partitionCount uint32, replicas int, ids []NodeI
 			}
 		}
 		if len(pp.reps) == 0 {
+			if !c.Written {
+				// Never written: nothing was lost with its replicas, so it
+				// is placed afresh like a partition of a new cluster.
+				available++
+				continue
+			}
 			pp.unavailable = true
 			continue
 		}
@@ -435,7 +442,8 @@ func (pl *placer) lowest(p *placing, t *tally, takersOnly bool) int32 {
 }
 
 // assignPrimaries gives every available partition without replicas (a new
-// cluster) a primary: the member with the fewest primaries, ties by id.
+// cluster, or a never-written partition that lost every replica) a
+// primary: the member with the fewest primaries, ties by id.
 func (pl *placer) assignPrimaries() {
 	for i := range pl.parts {
 		pp := &pl.parts[i]

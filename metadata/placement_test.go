@@ -46,6 +46,40 @@ func partitionsEqual(a, b []Partition) bool {
 	return slices.EqualFunc(a, b, Partition.Equal)
 }
 
+// partitionsIdentical is partitionsEqual plus the history fields, which
+// Equal leaves out.
+func partitionsIdentical(a, b []Partition) bool {
+	return slices.EqualFunc(a, b, func(p, q Partition) bool {
+		return p.Equal(q) && p.PrevPrimary == q.PrevPrimary && p.PrevEpoch == q.PrevEpoch
+	})
+}
+
+// drawWrites marks written, as the FSM's MarkWritten entries would, the
+// available partitions lo, lo+stride, ... below hi, all three drawn: a
+// step may mark none, some or all of them. Written is never cleared here
+// (only Place clears it, for partitions that become unavailable).
+func drawWrites(rt *rapid.T, parts []Partition) {
+	lo := rapid.IntRange(0, len(parts)).Draw(rt, "write from")
+	hi := rapid.IntRange(lo, len(parts)).Draw(rt, "write to")
+	stride := rapid.IntRange(1, 4).Draw(rt, "write stride")
+	for i := lo; i < hi; i += stride {
+		if parts[i].State != PartitionUnavailable {
+			parts[i].Written = true
+		}
+	}
+}
+
+// applyHistory sets the history fields of next as the FSM does when it
+// installs next over cur: a partition whose primary changed records the
+// old primary and epoch, the others keep theirs (which Place copied).
+func applyHistory(cur, next []Partition) {
+	for i := range next {
+		if cur != nil && next[i].Primary != cur[i].Primary {
+			next[i].PrevPrimary, next[i].PrevEpoch = cur[i].Primary, cur[i].LeaderEpoch
+		}
+	}
+}
+
 // firstDiff describes the first partition that differs, for messages.
 func firstDiff(a, b []Partition) string {
 	if len(a) != len(b) {
@@ -106,7 +140,19 @@ func checkBalanced(parts []Partition, replicas int, members []NodeID) error {
 }
 
 // moveBound holds the quantities of the movement bound documented in
-// doc.go, computed here independently of placement.go.
+// doc.go, computed here independently of placement.go. With cur' = cur
+// after dropping ineligible replicas and trimming to k:
+//
+//   - D counts failovers, written partitions that become unavailable and
+//     partitions with no replica in cur' (a new cluster's, and
+//     never-written partitions that lost every replica);
+//   - M counts, over available partitions, k minus their replicas in cur'
+//     (k for a partition with no replica in cur'); Mb is M less one per
+//     partition with no replica in cur';
+//   - Ep and Eb are the primary and backup excess of cur'.
+//
+// checkStep requires M <= replica slots added <= M + Mb + Ep + Eb and
+// D <= primary changes <= D + 3*Ep + 2*(Eb + Mb).
 type moveBound struct {
 	D, M, Mb, Ep, Eb int
 }
@@ -136,12 +182,16 @@ func referenceBound(cur []Partition, pc uint32, replicas int, members []NodeID) 
 				surv = append(surv, r)
 			}
 		}
-		if cur != nil && len(surv) == 0 {
-			b.D++ // becomes unavailable
+		if cur != nil && len(surv) == 0 && before.Written {
+			b.D++ // data lost: becomes unavailable
 			continue
 		}
 		available++
-		if len(surv) == 0 { // new cluster
+		if len(surv) == 0 {
+			// No replica in cur': a new cluster, or a never-written
+			// partition that lost every replica and is placed afresh. Its
+			// primary changes (the old one, if any, is not eligible) and
+			// all k slots are missing, k-1 of them backups.
 			b.D++
 			b.M += k
 			b.Mb += k - 1
@@ -221,12 +271,30 @@ func checkStep(cur, next []Partition, pc uint32, replicas int, members []NodeID,
 			add("partition %d: duplicate replica %v", i, reps)
 		}
 		wasAssigned := cur != nil
-		wantUnavailable := wasAssigned && (before.State == PartitionUnavailable || len(surv) == 0)
+		// lost: every replica gone in this call. Unavailable only when
+		// that lost data (the partition was written), or already so.
+		lost := wasAssigned && before.State != PartitionUnavailable && len(surv) == 0
+		wantUnavailable := wasAssigned && (before.State == PartitionUnavailable || (lost && before.Written))
 		if (p.State == PartitionUnavailable) != wantUnavailable {
 			add("partition %d: state %s, survivors %v, before %+v", i, p.State, surv, before)
 		}
 		if p.State != PartitionUnavailable && len(reps) != k {
 			add("partition %d: %d replicas, want %d", i, len(reps), k)
+		}
+		// A never-written partition that lost every replica lost nothing:
+		// it is placed afresh, like a partition of a new cluster: active,
+		// no handoff, k replicas none of which it had, a new epoch.
+		if lost && !before.Written && (p.State != PartitionActive || p.HandoffTo != "" || len(reps) != k ||
+			slices.ContainsFunc(reps, before.Holds) || p.LeaderEpoch != before.LeaderEpoch+1) {
+			add("partition %d: never written, lost every replica, not placed afresh: %+v -> %+v", i, before, p)
+		}
+		// Written travels with the data: kept while available, cleared
+		// when unavailable. The history is the FSM's: copied unchanged.
+		if want := before.Written && p.State != PartitionUnavailable; p.Written != want {
+			add("partition %d: written %v, want %v (%+v -> %+v)", i, p.Written, want, before, p)
+		}
+		if p.PrevPrimary != before.PrevPrimary || p.PrevEpoch != before.PrevEpoch {
+			add("partition %d: history %q@%d, want %q@%d copied", i, p.PrevPrimary, p.PrevEpoch, before.PrevPrimary, before.PrevEpoch)
 		}
 		// Epoch rule.
 		wantEpoch := before.LeaderEpoch
@@ -302,8 +370,11 @@ func (c *cluster) move(id NodeID, from, to *[]NodeID) {
 // TestPropertyPlaceEvents runs random sequences of joins, failures,
 // leaves and rejoins through Place and checks every guarantee after every
 // step: validity, balance, the epoch rule, failover to a survivor,
-// unavailable only when every replica is lost, the movement bound,
-// determinism and idempotence.
+// unavailable only when every replica of a written partition is lost,
+// never-written partitions re-placed afresh, Written and the history
+// carried over, the movement bound, determinism and idempotence. Between
+// steps it does what the FSM does: records the history of primary changes
+// and marks random partitions written.
 func TestPropertyPlaceEvents(t *testing.T) {
 	pool := []NodeID{"a", "b", "c", "d", "node-e", "f.example", "g_7", "h", "i", "j", "k", "l"}
 	rapid.Check(t, func(rt *rapid.T) {
@@ -322,10 +393,11 @@ func TestPropertyPlaceEvents(t *testing.T) {
 			rt.Fatalf("new cluster of %v:\n%s", order, strings.Join(errs, "\n"))
 		}
 		for _, p := range cur {
-			if p.LeaderEpoch != 1 || p.State != PartitionActive {
-				rt.Fatalf("new cluster partition %+v, want active with epoch 1", p)
+			if p.LeaderEpoch != 1 || p.State != PartitionActive || p.Written || p.PrevPrimary != "" || p.PrevEpoch != 0 {
+				rt.Fatalf("new cluster partition %+v, want active with epoch 1, not written, no history", p)
 			}
 		}
+		drawWrites(rt, cur)
 
 		steps := rapid.IntRange(1, 12).Draw(rt, "steps")
 		for step := range steps {
@@ -364,29 +436,36 @@ func TestPropertyPlaceEvents(t *testing.T) {
 			if err != nil {
 				rt.Fatalf("step %d (%s %s): %v", step, event, id, err)
 			}
-			if !partitionsEqual(cur, before) {
+			if !partitionsIdentical(cur, before) {
 				rt.Fatalf("Place modified its input")
 			}
 			if errs := checkStep(cur, next, pc, replicas, members, stepCheck{balanced: true}); len(errs) > 0 {
 				rt.Fatalf("step %d (%s %s), members %v:\n%s", step, event, id, members, strings.Join(errs, "\n"))
 			}
+			applyHistory(cur, next)
+			drawWrites(rt, next)
 			cur = next
 		}
 	})
 }
 
 // arbitraryPartitions draws a valid partition list over universe that
-// Place did not produce: any replicas, any epochs, some unavailable.
+// Place did not produce: any replicas, any epochs, any history, some
+// unavailable, the available ones written or not.
 func arbitraryPartitions(rt *rapid.T, pc uint32, replicas int, universe []NodeID) []Partition {
 	out := make([]Partition, pc)
+	prev := append([]NodeID{"", "gone"}, universe...)
 	for i := range out {
 		p := Partition{ID: uint32(i), State: PartitionActive, LeaderEpoch: rapid.Uint64Range(0, 9).Draw(rt, "epoch")}
+		p.PrevPrimary = rapid.SampledFrom(prev).Draw(rt, "prev primary")
+		p.PrevEpoch = rapid.Uint64Range(0, 9).Draw(rt, "prev epoch")
 		if rapid.IntRange(0, 9).Draw(rt, "unavailable") == 0 {
 			p.State = PartitionUnavailable
 		} else {
 			reps := rapid.Permutation(universe).Draw(rt, "replicas")
 			reps = reps[:rapid.IntRange(1, min(replicas, len(universe))).Draw(rt, "count")]
 			p.Primary, p.Backups = reps[0], reps[1:]
+			p.Written = rapid.Bool().Draw(rt, "written")
 		}
 		out[i] = p
 	}
@@ -394,9 +473,12 @@ func arbitraryPartitions(rt *rapid.T, pc uint32, replicas int, universe []NodeID
 }
 
 // TestPropertyPlaceArbitraryInput starts from tables Place did not produce
-// and removes several members at once. The first call may trade balance
-// for keeping failed-over primaries on their survivors; every other
-// guarantee holds, and the second call is balanced and then stable.
+// and removes several members at once, so that written and never-written
+// partitions lose every replica. The first call may trade balance for
+// keeping failed-over primaries on their survivors (when nothing fails
+// over it must be balanced too); every other guarantee holds, and the
+// second call (after the FSM's history update and more writes) is balanced
+// and then stable.
 func TestPropertyPlaceArbitraryInput(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
 		universe := nodeIDs(rapid.IntRange(1, 9).Draw(rt, "universe"))
@@ -404,14 +486,30 @@ func TestPropertyPlaceArbitraryInput(t *testing.T) {
 		pc := rapid.Uint32Range(1, 120).Draw(rt, "partitions")
 		cur := arbitraryPartitions(rt, pc, replicas, universe)
 		members := rapid.SliceOfNDistinct(rapid.SampledFrom(universe), 1, len(universe), rapid.ID[NodeID]).Draw(rt, "members")
+		// Without failovers nothing pins a primary, and the first call is
+		// balanced too: make a surviving replica the primary of every
+		// partition whose primary is gone. Partitions that lose every
+		// replica, re-placed or unavailable, remain.
+		noFailover := rapid.Bool().Draw(rt, "no failover")
+		if noFailover {
+			for i, p := range cur {
+				if j := slices.IndexFunc(p.Replicas(), func(r NodeID) bool { return slices.Contains(members, r) }); j > 0 {
+					reps := p.Replicas()
+					cur[i].Primary = reps[j]
+					cur[i].Backups = slices.Delete(reps, j, j+1)
+				}
+			}
+		}
 
 		next, err := Place(cur, pc, replicas, members)
 		if err != nil {
 			rt.Fatal(err)
 		}
-		if errs := checkStep(cur, next, pc, replicas, members, stepCheck{}); len(errs) > 0 {
+		if errs := checkStep(cur, next, pc, replicas, members, stepCheck{balanced: noFailover}); len(errs) > 0 {
 			rt.Fatalf("first call:\n%s", strings.Join(errs, "\n"))
 		}
+		applyHistory(cur, next)
+		drawWrites(rt, next)
 		second, err := Place(next, pc, replicas, members)
 		if err != nil {
 			rt.Fatal(err)
@@ -422,16 +520,18 @@ func TestPropertyPlaceArbitraryInput(t *testing.T) {
 	})
 }
 
-// TestPropertyPlaceHandoff puts partitions of a balanced table in handoff
-// and changes the members: handoffs whose primary survived and whose
-// target is eligible are kept with their primary, the others cancelled;
-// Place never creates one.
+// TestPropertyPlaceHandoff puts partitions of a balanced table, some of
+// them written, in handoff and changes the members: handoffs whose primary
+// survived and whose target is eligible are kept with their primary, the
+// others cancelled (also those of never-written partitions that lost every
+// replica and are placed afresh); Place never creates one.
 func TestPropertyPlaceHandoff(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
 		universe := nodeIDs(rapid.IntRange(2, 7).Draw(rt, "universe"))
 		replicas := rapid.IntRange(1, 3).Draw(rt, "replicas")
 		pc := rapid.Uint32Range(1, 100).Draw(rt, "partitions")
 		cur := mustPlace(rt, nil, pc, replicas, universe)
+		drawWrites(rt, cur)
 		for i := range cur {
 			if rapid.IntRange(0, 3).Draw(rt, "handoff") == 0 {
 				target := rapid.SampledFrom(universe).Draw(rt, "target")
@@ -553,47 +653,89 @@ func TestPlaceBalancedIsUnchanged(t *testing.T) {
 
 func TestPlaceFailoverAndUnavailable(t *testing.T) {
 	cur := []Partition{
-		{ID: 0, Primary: "a", Backups: []NodeID{"b", "c"}, State: PartitionActive, LeaderEpoch: 4},
+		{ID: 0, Primary: "a", Backups: []NodeID{"b", "c"}, State: PartitionActive, LeaderEpoch: 4, Written: true, PrevPrimary: "x", PrevEpoch: 3},
 		{ID: 1, Primary: "b", Backups: []NodeID{"a", "c"}, State: PartitionActive, LeaderEpoch: 2},
-		{ID: 2, Primary: "a", Backups: []NodeID{"b"}, State: PartitionActive, LeaderEpoch: 9},
-		{ID: 3, State: PartitionUnavailable, LeaderEpoch: 5},
+		{ID: 2, Primary: "a", Backups: []NodeID{"b"}, State: PartitionActive, LeaderEpoch: 9, Written: true, PrevPrimary: "c", PrevEpoch: 8},
+		{ID: 3, State: PartitionUnavailable, LeaderEpoch: 5, PrevPrimary: "a", PrevEpoch: 4},
+		{ID: 4, Primary: "a", Backups: []NodeID{"b"}, State: PartitionHandoff, HandoffTo: "d", LeaderEpoch: 7},
 	}
+	in := clonePartitions(cur)
 	// a and b fail together: partition 0 fails over to c (its first
-	// survivor), partition 1 keeps c too, partition 2 loses everything.
-	next := mustPlace(t, cur, 4, 3, []NodeID{"c", "d"})
-	want := []struct {
-		primary NodeID
-		state   PartitionState
-		epoch   uint64
-	}{
-		{"c", PartitionActive, 5},
-		{"c", PartitionActive, 3},
-		{"", PartitionUnavailable, 10},
-		{"", PartitionUnavailable, 5},
+	// survivor), partition 1 keeps c too. Partitions 2 and 4 lose every
+	// replica: 2 was written, its data is gone and it becomes unavailable;
+	// 4 was never written, so nothing is lost and it is placed afresh (on
+	// d, the member with the fewest primaries), its handoff cancelled.
+	members := []NodeID{"c", "d"}
+	next := mustPlace(t, cur, 5, 3, members)
+	if !partitionsIdentical(cur, in) {
+		t.Fatal("Place modified its input")
 	}
-	for i, w := range want {
-		p := next[i]
-		if p.Primary != w.primary || p.State != w.state || p.LeaderEpoch != w.epoch {
-			t.Errorf("partition %d = %+v, want primary %q, %s, epoch %d", i, p, w.primary, w.state, w.epoch)
+	want := []Partition{
+		{ID: 0, Primary: "c", Backups: []NodeID{"d"}, State: PartitionActive, LeaderEpoch: 5, Written: true, PrevPrimary: "x", PrevEpoch: 3},
+		{ID: 1, Primary: "c", Backups: []NodeID{"d"}, State: PartitionActive, LeaderEpoch: 3},
+		{ID: 2, State: PartitionUnavailable, LeaderEpoch: 10, PrevPrimary: "c", PrevEpoch: 8},
+		{ID: 3, State: PartitionUnavailable, LeaderEpoch: 5, PrevPrimary: "a", PrevEpoch: 4},
+		{ID: 4, Primary: "d", Backups: []NodeID{"c"}, State: PartitionActive, LeaderEpoch: 8},
+	}
+	if !partitionsIdentical(next, want) {
+		for i := range want {
+			t.Errorf("partition %d = %+v, want %+v", i, next[i], want[i])
 		}
 	}
-	for _, i := range []int{0, 1} {
-		if !slices.Equal(next[i].Backups, []NodeID{"d"}) {
-			t.Errorf("partition %d backups %v, want [d]", i, next[i].Backups)
-		}
+	if errs := checkStep(cur, next, 5, 3, members, stepCheck{balanced: true}); len(errs) > 0 {
+		t.Fatal(strings.Join(errs, "\n"))
 	}
-	// Unavailable partitions stay so when members come back, epochs unchanged.
-	later := mustPlace(t, next, 4, 3, []NodeID{"a", "b", "c", "d"})
+	if got, want := Summarize(cur, next), "4 primaries moved, 4 replicas added, 8 replicas removed, 2 partitions unavailable"; got != want {
+		t.Errorf("Summarize = %q, want %q", got, want)
+	}
+	// Unavailable partitions stay so when members come back, epochs
+	// unchanged; the re-placed one is an ordinary partition now.
+	all := []NodeID{"a", "b", "c", "d"}
+	later := mustPlace(t, next, 5, 3, all)
 	for _, i := range []int{2, 3} {
 		if !later[i].Equal(next[i]) {
 			t.Errorf("partition %d changed from %+v to %+v", i, next[i], later[i])
 		}
 	}
-	if err := checkBalanced(later, 3, []NodeID{"a", "b", "c", "d"}); err != nil {
-		t.Error(err)
+	if later[4].State != PartitionActive || len(later[4].Replicas()) != 3 || !later[4].Holds("d") {
+		t.Errorf("partition 4 = %+v, want active with 3 replicas, still on d", later[4])
 	}
-	if got, want := Summarize(cur, next), "3 primaries moved, 2 replicas added, 6 replicas removed, 2 partitions unavailable"; got != want {
-		t.Errorf("Summarize = %q, want %q", got, want)
+	if errs := checkStep(next, later, 5, 3, all, stepCheck{balanced: true}); len(errs) > 0 {
+		t.Fatal(strings.Join(errs, "\n"))
+	}
+}
+
+// TestPlaceLostUnwritten: with one replica per partition, a failure loses
+// every replica of the failed member's partitions. The written ones become
+// unavailable; the never-written ones are placed afresh.
+func TestPlaceLostUnwritten(t *testing.T) {
+	members := []NodeID{"x", "y", "z"}
+	cur := mustPlace(t, nil, 6, 1, members)
+	var ys []int
+	for i, p := range cur {
+		if p.Primary == "y" {
+			ys = append(ys, i)
+		}
+	}
+	if len(ys) != 2 {
+		t.Fatalf("y holds %v, want two partitions", ys)
+	}
+	cur[ys[0]].Written = true
+	next := mustPlace(t, cur, 6, 1, []NodeID{"x", "z"})
+	if p := next[ys[0]]; p.State != PartitionUnavailable || p.Written || p.LeaderEpoch != 2 {
+		t.Errorf("written partition %d = %+v, want unavailable, not written, epoch 2", ys[0], p)
+	}
+	if p := next[ys[1]]; p.State != PartitionActive || (p.Primary != "x" && p.Primary != "z") || p.Written || p.LeaderEpoch != 2 {
+		t.Errorf("never-written partition %d = %+v, want active on x or z, epoch 2", ys[1], p)
+	}
+	if errs := checkStep(cur, next, 6, 1, []NodeID{"x", "z"}, stepCheck{balanced: true}); len(errs) > 0 {
+		t.Fatal(strings.Join(errs, "\n"))
+	}
+	if pch, added := Moves(cur, next); pch != 2 || added != 1 {
+		t.Errorf("Moves = %d primaries, %d slots; want 2 and 1 (the re-placed partition)", pch, added)
+	}
+	if b := referenceBound(cur, 6, 1, []NodeID{"x", "z"}); b.D != 2 || b.M != 1 || b.Mb != 0 {
+		t.Errorf("bound %v, want D=2 M=1 Mb=0", b)
 	}
 }
 

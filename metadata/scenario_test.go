@@ -30,12 +30,22 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testda
 //	rejoin x[,y...]   failed members come back (empty, like a restart)
 //	place             Place again with the same members
 //	handoff P X       put partition P in handoff to X (as the node would)
+//	write all         mark every available partition written
+//	write P[,Q...]    mark partitions P, Q, ... written (they must be
+//	                  available), as the FSM's MarkWritten entries do
+//	                  before a partition's first acknowledged write
 //	show              print every partition
+//
+// Partitions print as primary[backups], followed by "*" when written and
+// by " handoff->X" in handoff ("a[b]* handoff->c"), as "unavailable", or as
+// "-" before the first placement. A written partition that loses every
+// replica becomes unavailable; one never written is placed afresh.
 //
 // Each command that calls Place prints the member loads, the partitions
 // whose placement changed, Moves with the bound of doc.go, Summarize and
 // whether the result is balanced. Every result is also checked against
-// the guarantees of the property tests (without requiring balance).
+// the guarantees of the property tests (without requiring balance). The
+// write command prints every written partition.
 func TestScenario(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("testdata", "scenarios", "*.txt"))
 	if err != nil {
@@ -192,6 +202,11 @@ func (s *scenario) run(cmd string) (string, error) {
 			return "", err
 		}
 		return fmt.Sprintf("p%d: %s", p, renderPartition(s.parts[p])), nil
+	case "write":
+		if len(args) != 1 {
+			return "", fmt.Errorf("want: write all, or write PARTITION[,PARTITION...]")
+		}
+		return s.write(args[0])
 	case "show":
 		var lines []string
 		for _, p := range s.parts {
@@ -233,6 +248,46 @@ func (s *scenario) init(args []string) (string, error) {
 		}
 	}
 	return s.place()
+}
+
+// write marks the partitions listed in arg ("all": every available one)
+// written and lists every written partition.
+func (s *scenario) write(arg string) (string, error) {
+	var ids []int
+	if arg == "all" {
+		for i, p := range s.parts {
+			if p.State != PartitionUnavailable {
+				ids = append(ids, i)
+			}
+		}
+	} else {
+		for _, f := range strings.Split(arg, ",") {
+			i, err := strconv.Atoi(f)
+			if err != nil || i < 0 || i >= len(s.parts) {
+				return "", fmt.Errorf("bad partition %q", f)
+			}
+			if s.parts[i].State == PartitionUnavailable {
+				return "", fmt.Errorf("partition %d is unavailable: it cannot be written", i)
+			}
+			ids = append(ids, i)
+		}
+	}
+	for _, i := range ids {
+		s.parts[i].Written = true
+	}
+	if err := tableWith(s.parts, s.pc, s.replicas, s.alive).Validate(); err != nil {
+		return "", err
+	}
+	var written []string
+	for _, p := range s.parts {
+		if p.Written {
+			written = append(written, fmt.Sprintf("p%d", p.ID))
+		}
+	}
+	if len(written) == 0 {
+		return "written: none", nil
+	}
+	return "written: " + strings.Join(written, " "), nil
 }
 
 func (s *scenario) event(verb string, id NodeID) error {
@@ -324,8 +379,9 @@ func (s *scenario) place() (string, error) {
 	return strings.Join(lines, "\n"), nil
 }
 
-// renderPartition writes a partition as primary[backups], "-" for nothing
-// (before a new cluster), "unavailable", and "handoff->X" for a handoff.
+// renderPartition writes a partition as primary[backups], then "*" when
+// written and " handoff->X" for a handoff; "-" for nothing (before a new
+// cluster) and "unavailable".
 func renderPartition(p Partition) string {
 	switch {
 	case p.State == 0:
@@ -342,6 +398,9 @@ func renderPartition(p Partition) string {
 		sb.WriteString(string(b))
 	}
 	sb.WriteString("]")
+	if p.Written {
+		sb.WriteString("*")
+	}
 	if p.State == PartitionHandoff {
 		sb.WriteString(" handoff->" + string(p.HandoffTo))
 	}
@@ -447,5 +506,25 @@ func TestParseScenarioRoundTrip(t *testing.T) {
 	}
 	if _, err := parseScenario("join a\nnot a separator\n"); err == nil {
 		t.Fatal("parse accepted a command without ----")
+	}
+}
+
+func TestScenarioWriteErrors(t *testing.T) {
+	s := &scenario{}
+	for _, cmd := range []string{"init partitions=4 replicas=1 members=a,b", "write 0", "fail a"} {
+		if _, err := s.run(cmd); err != nil {
+			t.Fatalf("%s: %v", cmd, err)
+		}
+	}
+	if s.parts[0].State != PartitionUnavailable || s.parts[2].State != PartitionActive {
+		t.Fatalf("partitions %+v, want 0 unavailable and 2 re-placed", s.parts)
+	}
+	for _, cmd := range []string{"write", "write 0", "write 4", "write x", "write 1 2"} {
+		if out, err := s.run(cmd); err == nil {
+			t.Errorf("%s = %q, want an error", cmd, out)
+		}
+	}
+	if out, err := s.run("write all"); err != nil || out != "written: p1 p2 p3" {
+		t.Errorf("write all = %q, %v; want written: p1 p2 p3", out, err)
 	}
 }

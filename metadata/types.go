@@ -363,9 +363,9 @@ func ValidateSettings(partitionCount uint32, replicas int) error {
 //   - an initialized table has PartitionCount partitions with Partitions[i].ID == i;
 //   - every primary, backup and handoff target is a member that is not failed;
 //   - no member holds two replicas of one partition;
-//   - a partition has no primary exactly when it is unavailable, and then no
-//     backups and is not marked written; HandoffTo is set exactly in state handoff and is not a
-//     current replica's primary;
+//   - a partition has no primary exactly when it is unavailable, and then
+//     no backups and is not marked written; HandoffTo is set exactly in
+//     state handoff and is not a current replica's primary;
 //   - no partition has more than Replicas replicas.
 func (t *RoutingTable) Validate() error {
 	var errs []string

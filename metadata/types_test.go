@@ -54,6 +54,10 @@ func TestValidate(t *testing.T) {
 			tb.Partitions[1].Backups = nil
 		}, "partition 1: active without primary"},
 		{"unavailable with replicas", func(tb *RoutingTable) { tb.Partitions[2].State = PartitionUnavailable }, "partition 2: unavailable but has replicas"},
+		{"unavailable and written", func(tb *RoutingTable) {
+			// Its data is lost: Written is cleared with it.
+			tb.Partitions[2] = Partition{ID: 2, State: PartitionUnavailable, LeaderEpoch: 4, Written: true}
+		}, "partition 2: unavailable but has replicas or is marked written"},
 		{"partition state unknown", func(tb *RoutingTable) { tb.Partitions[0].State = 9 }, "partition 0: unknown state 9"},
 		{"handoff target while active", func(tb *RoutingTable) { tb.Partitions[0].HandoffTo = "c" }, `partition 0: handoff target "c" in state active`},
 		{"handoff without target", func(tb *RoutingTable) { tb.Partitions[0].State = PartitionHandoff }, `partition 0: handoff target "" in state handoff`},
@@ -112,6 +116,18 @@ func TestValidateAccepts(t *testing.T) {
 		{"unavailable partition", func() *RoutingTable {
 			tb := validTable(t)
 			tb.Partitions[0] = Partition{ID: 0, State: PartitionUnavailable, LeaderEpoch: 3}
+			return tb
+		}()},
+		{"unavailable partition with history", func() *RoutingTable {
+			tb := validTable(t)
+			tb.Partitions[0] = Partition{ID: 0, State: PartitionUnavailable, LeaderEpoch: 3, PrevPrimary: "d", PrevEpoch: 2}
+			return tb
+		}()},
+		{"written partitions with history", func() *RoutingTable {
+			tb := validTable(t)
+			tb.Partitions[0].Written = true
+			tb.Partitions[1].Written = true
+			tb.Partitions[1].PrevPrimary, tb.Partitions[1].PrevEpoch = "d", 7 // a failed member: history only
 			return tb
 		}()},
 		{"replica on a leaving member", func() *RoutingTable {
@@ -289,6 +305,24 @@ func TestMemberLookup(t *testing.T) {
 	var nilTable *RoutingTable
 	if _, ok := nilTable.Member("a"); ok {
 		t.Error("nil table found a member")
+	}
+}
+
+// TestPartitionEqual: Written is part of a placement, the history is not.
+func TestPartitionEqual(t *testing.T) {
+	p := Partition{ID: 1, Primary: "a", Backups: []NodeID{"b"}, State: PartitionActive, LeaderEpoch: 3, Written: true, PrevPrimary: "c", PrevEpoch: 2}
+	if !p.Equal(p.Clone()) {
+		t.Fatal("partition differs from its clone")
+	}
+	q := p.Clone()
+	q.PrevPrimary, q.PrevEpoch = "", 0
+	if !p.Equal(q) {
+		t.Error("Equal compares the history")
+	}
+	q = p.Clone()
+	q.Written = false
+	if p.Equal(q) {
+		t.Error("Equal ignores Written")
 	}
 }
 
