@@ -245,7 +245,9 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, 
 		target += "?" + q.Encode()
 	}
 	var body io.Reader
-	if in != nil {
+	if raw, ok := in.(rawJSON); ok {
+		body = bytes.NewReader(raw)
+	} else if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
 			return fmt.Errorf("client: encoding request: %w", err)
@@ -259,6 +261,9 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, 
 	req.Header.Set("Accept", "application/json")
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if id, ok := ctx.Value(requestIDKey{}).(string); ok && id != "" {
+		req.Header.Set("X-Request-Id", id)
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {

@@ -1,13 +1,33 @@
 // Package client is the Go client of olric-raft's HTTP API (DESIGN.md §6).
 //
-// Today it covers the control plane: routing table, members, leader, key
+// It covers the control plane (routing table, members, leader, key
 // location, status, readiness, and the operator actions join, leave,
-// remove and force-assign (the data-loss escape hatch for unavailable
-// partitions). The data-plane calls (DMap operations) join it later.
+// remove and force-assign, the data-loss escape hatch for unavailable
+// partitions) and the DMap operations: Put (WithTTL, NX, XX, IfVersion),
+// PutJSON, Get, Delete, Incr, IncrByFloat, Expire, GetPut, Lock, Unlock,
+// Lease, Scan, ScanAll and Destroy.
 //
 //	c, err := client.New("127.0.0.1:3380", client.WithTimeout(10*time.Second))
 //	...
 //	rt, err := c.Routing(ctx)
+//	v, err := c.Put(ctx, "users", "alice", []byte(`{"age":30}`), client.WithTTL(time.Hour))
+//	e, err := c.Get(ctx, "users", "alice") // e.Value is {"age":30}, e.JSON true
+//
+// # Values
+//
+// Values are bytes, stored and read back byte for byte. Put sends them as
+// the JSON "value" when they are JSON text (IsJSONText: valid UTF-8 JSON
+// with no whitespace around it), so that other HTTP clients read JSON, and
+// as "value_base64" otherwise; Get's Entry.JSON tells which way the server
+// answered. Keys and DMap names may hold any bytes: they are
+// percent-encoded into one path segment each.
+//
+// # Retrying writes
+//
+// A write that timed out (code timeout, or a deadline or connection error)
+// may or may not have happened. Give the first attempt a request id with
+// ContextWithRequestID and retry with the same id: the cluster applies it
+// at most once.
 //
 // # Errors
 //

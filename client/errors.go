@@ -41,7 +41,18 @@ const (
 	CodeTimeout            = "timeout"             // 503: timed out; may still take effect
 	CodeLeaving            = "leaving"             // 503: the node is leaving
 	CodeClosed             = "closed"              // 503: the node is shut down
-	CodeUnavailable        = "unavailable"         // 503: routing not initialized / partition unavailable
+	CodeUnavailable        = "unavailable"         // 503: routing not initialized / the key's partition has no primary
+	CodeOverloaded         = "overloaded"          // 503: too many requests in flight; retry later
+
+	// Codes of the DMap operations (besides not_found: no such key,
+	// bad_request, too_large: key or value over its limit, timeout: a write
+	// that may or may not have happened, unavailable, overloaded).
+	CodeKeyExists       = "key_exists"       // 409: Put with NX on an existing key
+	CodeVersionMismatch = "version_mismatch" // 409: Put with IfVersion found another version
+	CodeNotANumber      = "not_a_number"     // 409: Incr on a value that is not an integer
+	CodeOverflow        = "overflow"         // 409: Incr would overflow int64 (IncrByFloat: not finite)
+	CodeLocked          = "locked"           // 409: Lock not acquired within its wait
+	CodeNoSuchLock      = "no_such_lock"     // 409: Unlock/Lease with a token that does not hold the lock
 	// CodeHTTP is set by the client when a non-2xx answer carries no error
 	// body of the API (a proxy answered, for example).
 	CodeHTTP = "http_error"

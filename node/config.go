@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/olric-raft/olric-raft/dataplane"
 	"github.com/olric-raft/olric-raft/metadata"
 	"github.com/olric-raft/olric-raft/transport"
 )
@@ -108,6 +109,9 @@ type Config struct {
 	Replicas       int    `yaml:"replicas"`
 	// Timing holds Raft, memberlist and reconcile timeouts.
 	Timing Timing `yaml:"timing"`
+	// DataPlane configures the storage engine (per-DMap limits, TTL,
+	// eviction, value size limit).
+	DataPlane dataplane.Config `yaml:"dataplane"`
 
 	// Faults, when set, injects network faults (tests only).
 	Faults transport.Faults `yaml:"-"`
@@ -128,6 +132,7 @@ func DefaultConfig() Config {
 		PartitionCount: metadata.DefaultPartitionCount,
 		Replicas:       metadata.DefaultReplicas,
 		Timing:         LANTiming(),
+		DataPlane:      dataplane.DefaultConfig(),
 	}
 }
 
@@ -184,6 +189,9 @@ func (c *Config) Validate() error {
 	}
 	if t.GossipReconnectInterval <= 0 {
 		add("timing: gossip_reconnect_interval must be positive")
+	}
+	if err := c.DataPlane.Validate(); err != nil {
+		add("dataplane: %v", err)
 	}
 	if t.ReconcileInterval <= 0 {
 		add("timing: reconcile_interval must be positive")

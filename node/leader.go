@@ -413,7 +413,7 @@ func (r *reconciler) propose(typ fsm.CommandType, t *metadata.RoutingTable, upse
 // at all, every partition that still has replicas becomes unavailable: the
 // members holding it are gone (or restarted empty), and a CP store does not
 // re-create data it lost.
-func replan(t *metadata.RoutingTable, eligible []metadata.NodeID) ([]metadata.Partition, string, error) {
+func replan(t *metadata.RoutingTable, eligible []metadata.NodeID, draining ...metadata.NodeID) ([]metadata.Partition, string, error) {
 	var next []metadata.Partition
 	if len(eligible) == 0 {
 		next = make([]metadata.Partition, len(t.Partitions))
@@ -424,8 +424,24 @@ func replan(t *metadata.RoutingTable, eligible []metadata.NodeID) ([]metadata.Pa
 			}
 		}
 	} else {
+		cur := t.Partitions
+		if len(draining) > 0 {
+			// A draining (leaving) member still holds its data and hands it
+			// over: a partition held only by draining members is placed
+			// afresh (not declared lost); the FSM keeps its Written flag
+			// and records the drainer as the previous primary to pull from.
+			cur = slices.Clone(cur)
+			for i, p := range cur {
+				reps := p.Replicas()
+				if p.Written && len(reps) > 0 && !slices.ContainsFunc(reps, func(r metadata.NodeID) bool {
+					return !slices.Contains(draining, r)
+				}) {
+					cur[i].Written = false
+				}
+			}
+		}
 		var err error
-		next, err = metadata.Place(t.Partitions, t.PartitionCount, t.Replicas, eligible)
+		next, err = metadata.Place(cur, t.PartitionCount, t.Replicas, eligible)
 		if err != nil {
 			return nil, "", err
 		}

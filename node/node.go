@@ -20,6 +20,7 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"github.com/vmihailenco/msgpack/v5"
 
+	"github.com/olric-raft/olric-raft/dataplane"
 	"github.com/olric-raft/olric-raft/fsm"
 	"github.com/olric-raft/olric-raft/metadata"
 	"github.com/olric-raft/olric-raft/transport"
@@ -57,6 +58,11 @@ type Node struct {
 	gossip    *memberlist.Memberlist
 	delegate  *gossipDelegate
 	gossipTr  memberlist.Transport
+
+	// dmaps is the data plane, created by watchRouting once routing is
+	// initialized; engine is its storage (closed by shutdown).
+	dmaps  atomic.Pointer[dataplane.Service]
+	engine *dataplane.Engine
 
 	state atomic.Int32
 	// kick wakes the leader's reconcile loop (capacity 1: one pending wake
@@ -193,6 +199,8 @@ func (n *Node) open() error {
 	}
 	n.wg.Add(1)
 	go n.reconnect()
+	n.wg.Add(1)
+	go n.watchRouting()
 	if cfg.BootstrapExpect > 0 && !hasState {
 		n.wg.Add(1)
 		go n.bootstrapExpect()
@@ -596,6 +604,9 @@ func (n *Node) shutdown() error {
 		}
 	}
 	n.wg.Wait()
+	// The data plane after our goroutines (watchRouting owns it) and before
+	// the RPC client its transfers use.
+	n.closeDataPlane()
 	if n.rpc != nil {
 		_ = n.rpc.Close()
 	}

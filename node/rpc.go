@@ -95,6 +95,15 @@ func fromRemote(err error) error {
 // serveRPC is the cluster-port handler; the transport calls it from its
 // per-request goroutines.
 func (n *Node) serveRPC(ctx context.Context, method string, body []byte) ([]byte, error) {
+	if isDataPlaneMethod(method) {
+		return n.serveDataPlaneRPC(ctx, method, body)
+	}
+	switch method {
+	case methodPartitionLost:
+		return n.servePartitionLost(ctx, body)
+	case methodMarkWritten:
+		return n.serveMarkWritten(ctx, body)
+	}
 	var (
 		resp any
 		err  error
@@ -286,7 +295,7 @@ func (n *Node) leaderLeave(ctx context.Context, req memberRequest) (uint64, erro
 		lm := m
 		lm.State = metadata.MemberLeaving
 		ch := &fsm.Change{Upsert: []metadata.Member{lm}, Reason: fmt.Sprintf("member %s is leaving", m.ID)}
-		parts, summary, err := replan(t, without(t.AliveMembers(), m.ID))
+		parts, summary, err := replan(t, without(t.AliveMembers(), m.ID), m.ID)
 		if err != nil {
 			return 0, nil, err
 		}
@@ -498,6 +507,13 @@ func (n *Node) Leave(ctx context.Context) error {
 	if voters > 1 || n.raft.State() != raft.Leader {
 		if _, err := n.callLeader(ctx, methodLeave, memberRequest{ID: n.cfg.NodeID, Incarnation: n.incarnation}); err != nil {
 			return fail(err)
+		}
+	}
+	// Serve transfers until the new primaries have pulled every partition
+	// this member led: leaving must not lose acknowledged writes.
+	if svc := n.dmaps.Load(); svc != nil {
+		if err := svc.WaitHandedOver(ctx); err != nil {
+			n.log.Error("leaving before every partition was handed over", "err", err)
 		}
 	}
 	if err := n.gossip.Leave(2 * time.Second); err != nil {

@@ -3,7 +3,7 @@
 //
 // # Routes
 //
-// Control plane (this package, today):
+// Control plane:
 //
 //	GET    /v1/cluster/routing[?partition=N]  committed routing table (or only partition N:
 //	                                          400 if N is not a number, 404 if out of range,
@@ -28,8 +28,83 @@
 //	GET    /readyz                            200 {"ready":true,...} once Cluster.Ready returns nil
 //	                                          within ~2s, else 503 {"ready":false,...,"error":{...}}
 //
-// The data plane (/v1/dmaps/...) is registered by a later change next to
-// these in routes.
+// Data plane (dmaps.go; DESIGN.md §4-§5). Every route answers 503
+// unavailable (with Retry-After) while the key's partition has no primary
+// that can serve:
+//
+//	PUT    /v1/dmaps/{dmap}/keys/{key}   {"value": any JSON | "value_base64": "...",
+//	                                      "ttl_ms"?: n, "nx"?: bool, "xx"?: bool, "if_version"?: n}
+//	                                     → {"version": n}; 409 key_exists (nx), 404 not_found (xx),
+//	                                     409 version_mismatch (if_version; 0 = "must not exist")
+//	GET    /v1/dmaps/{dmap}/keys/{key}   → {"key","value"|"value_base64","version","ttl_ms"};
+//	                                     404 not_found
+//	DELETE /v1/dmaps/{dmap}/keys/{key}   → {"deleted": bool}
+//	POST   .../keys/{key}/incr           {"delta"?: n} (default 1; body optional) → {"value": n, "version": n};
+//	                                     a missing key counts as 0; 409 not_a_number, overflow
+//	POST   .../keys/{key}/incrbyfloat    {"delta": f} → {"value": f, "version": n}
+//	POST   .../keys/{key}/expire         {"ttl_ms": n} (0 removes the expiry) → {"found": bool}
+//	POST   .../keys/{key}/getput         {"value" | "value_base64"} → {"previous"|"previous_base64",
+//	                                     "found": bool, "version": n}; previous is null when not found
+//	POST   .../keys/{key}/lock           {"ttl_ms"?: lease, "wait_ms"?: n} (body optional; ttl_ms 0:
+//	                                     held until unlocked) → {"token": n}, the fencing token;
+//	                                     409 locked when not acquired within wait_ms
+//	POST   .../keys/{key}/unlock         {"token": n} → {"unlocked": true}; 409 no_such_lock
+//	POST   .../keys/{key}/lease          {"token": n, "ttl_ms": n} → {"extended": true}; 409 no_such_lock
+//	GET    /v1/dmaps/{dmap}/keys?match=&cursor=&limit=
+//	                                     → {"keys":[...],"cursor":"..."}: one page; cursor "" when
+//	                                     every partition was walked (a page may be short, even empty,
+//	                                     before that); match is a Redis glob; limit 1 to
+//	                                     dataplane.MaxScanLimit, default 100
+//	DELETE /v1/dmaps/{dmap}              → {"destroyed": true}: every key of the DMap, every partition
+//
+// # Values
+//
+// Values are bytes. A write stores the JSON text of "value" byte for byte
+// as sent (not compacted, not re-encoded; the whitespace around it is not
+// part of it), or the bytes of "value_base64" (standard base64, padding
+// optional): exactly one of the two. A read answers "value" with the
+// stored bytes verbatim when they are JSON text (valid UTF-8 JSON without
+// surrounding whitespace: a JSON decoder hands back exactly those bytes),
+// else "value_base64"; getput does the same with "previous". So every
+// value round-trips byte for byte, including values written over RESP.
+// "value": null stores the four bytes null.
+//
+// ttl_ms in an answer is the remaining time to live, rounded up to whole
+// milliseconds; 0 means no expiry.
+//
+// Keys and DMap names are one path segment each, percent-encoded: a key
+// may hold any bytes, '/' included ("a%2Fb" is the key "a/b"; "%2E%2E" is
+// the key ".."). In JSON answers (get's "key", scan's "keys") a key that is
+// not valid UTF-8 shows with U+FFFD in place of the invalid bytes.
+//
+// # Data-plane errors
+//
+// 404 not_found (no such key); 409 key_exists, version_mismatch,
+// not_a_number, overflow, locked, no_such_lock; 400 bad_request; 413
+// too_large; 503 unavailable, overloaded, or timeout: a write that timed
+// out may or may not have happened, retry it with the same X-Request-Id.
+// Every 503 carries Retry-After: 1.
+//
+// # Limits
+//
+//   - A key is at most dataplane.MaxKeyLen (64 KiB) after percent-decoding,
+//     a DMap name at most dataplane.MaxDMapNameLen (256) bytes, a value at
+//     most Options.MaxValueBytes (default dataplane.DefaultMaxValueLen,
+//     16 MiB): longer ones are 413 too_large. (A 64 KiB key percent-encoded
+//     takes up to 192 KiB of request line: the server's MaxHeaderBytes must
+//     allow it.)
+//   - Request bodies of data routes are bounded by
+//     DataBodyLimit(MaxValueBytes): the value in base64 (4/3 larger) plus 64
+//     KiB; control-plane bodies by Options.MaxBodyBytes (1 MiB).
+//   - ttl_ms (put, expire, lock, lease) from 0 to dataplane.MaxTTL (about 10
+//     years) in milliseconds, wait_ms from 0 to MaxLockWait (30s); else 400.
+//   - X-Request-Id (optional, passed as dataplane.Request.RequestID) at most
+//     MaxRequestIDLen (256) bytes; scan's match at most 64 KiB.
+//   - Unknown fields, wrong types, "nx" with "xx", "if_version" with either,
+//     both or neither of "value" and "value_base64" are 400.
+//
+// Each data operation runs with a budget of 15s (a lock: plus its wait,
+// a destroy: 30s) on top of the client's own deadline.
 //
 // # Contract
 //
@@ -44,7 +119,8 @@
 //  3. A 500 (code internal) means a bug here or in the node: an error the
 //     mapping does not know, or a recovered panic. No client input leads to a
 //     500; FuzzHandler checks that.
-//  4. Request bodies are bounded (Options.MaxBodyBytes, 413 too_large),
+//  4. Request bodies are bounded (Options.MaxBodyBytes, or
+//     DataBodyLimit for data routes; 413 too_large),
 //     strict (unknown fields and trailing data are 400 bad_request) and
 //     validated before the Cluster is called.
 //

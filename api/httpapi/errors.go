@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/olric-raft/olric-raft/dataplane"
 	"github.com/olric-raft/olric-raft/metadata"
 	"github.com/olric-raft/olric-raft/node"
 )
@@ -49,9 +50,38 @@ const (
 	CodeLeaving = "leaving"
 	// CodeClosed (503): this node is shut down.
 	CodeClosed = "closed"
-	// CodeUnavailable (503): the routing table is not initialized yet.
+	// CodeUnavailable (503): the routing table is not initialized yet, or
+	// (data plane) the key's partition has no primary that can serve now.
 	CodeUnavailable = "unavailable"
+
+	// Codes of the data plane (/v1/dmaps/...), equal to dataplane's wire
+	// codes. CodeNotFound (404) also means "no such key", CodeBadRequest
+	// and CodeTooLarge keep their meaning, CodeTimeout (503) means the
+	// write may or may not have happened (retry with the same request id).
+
+	// CodeKeyExists (409): a put with nx (or if_version 0) found the key.
+	CodeKeyExists = dataplane.CodeKeyExists
+	// CodeVersionMismatch (409): a put with if_version found another
+	// version.
+	CodeVersionMismatch = dataplane.CodeVersionMismatch
+	// CodeNotANumber (409): incr on a value that is not an integer
+	// (incrbyfloat: not a number).
+	CodeNotANumber = dataplane.CodeNotANumber
+	// CodeOverflow (409): incr would overflow int64, or incrbyfloat would
+	// give an infinity or NaN.
+	CodeOverflow = dataplane.CodeOverflow
+	// CodeLocked (409): the lock was not acquired within wait_ms.
+	CodeLocked = dataplane.CodeLocked
+	// CodeNoSuchLock (409): unlock or lease with a token that does not hold
+	// the lock (never did, released, or expired).
+	CodeNoSuchLock = dataplane.CodeNoSuchLock
+	// CodeOverloaded (503): too many requests in flight; retry later.
+	CodeOverloaded = dataplane.CodeOverloaded
 )
+
+// indeterminateNote is appended to the message of a data-plane write that
+// timed out.
+const indeterminateNote = " (the write may or may not have happened; retry with the same request id)"
 
 // retryAfterSeconds is the Retry-After of every 503.
 const retryAfterSeconds = "1"
@@ -85,6 +115,24 @@ var sentinelCodes = []struct {
 }{
 	{node.ErrClosed, http.StatusServiceUnavailable, CodeClosed},
 	{node.ErrLeaving, http.StatusServiceUnavailable, CodeLeaving},
+	// The data plane's sentinels, more precise than the node's for a key
+	// operation. An indeterminate write is a timeout, whatever caused it.
+	{dataplane.ErrIndeterminate, http.StatusServiceUnavailable, CodeTimeout},
+	{dataplane.ErrNotFound, http.StatusNotFound, CodeNotFound},
+	{dataplane.ErrKeyExists, http.StatusConflict, CodeKeyExists},
+	{dataplane.ErrVersionMismatch, http.StatusConflict, CodeVersionMismatch},
+	{dataplane.ErrNotANumber, http.StatusConflict, CodeNotANumber},
+	{dataplane.ErrOverflow, http.StatusConflict, CodeOverflow},
+	{dataplane.ErrLocked, http.StatusConflict, CodeLocked},
+	{dataplane.ErrNoSuchLock, http.StatusConflict, CodeNoSuchLock},
+	{dataplane.ErrInvalid, http.StatusBadRequest, CodeBadRequest},
+	{dataplane.ErrTooLarge, http.StatusRequestEntityTooLarge, CodeTooLarge},
+	{dataplane.ErrUnavailable, http.StatusServiceUnavailable, CodeUnavailable},
+	{dataplane.ErrOverloaded, http.StatusServiceUnavailable, CodeOverloaded},
+	// The service retries these itself; should one escape, the client
+	// sees what it means for it: no primary could serve, retry later.
+	{dataplane.ErrStaleRouting, http.StatusServiceUnavailable, CodeUnavailable},
+	{dataplane.ErrFencedEpoch, http.StatusServiceUnavailable, CodeUnavailable},
 	{node.ErrInvalidArgument, http.StatusBadRequest, CodeBadRequest},
 	{metadata.ErrInvalidNodeID, http.StatusBadRequest, CodeBadRequest},
 	{node.ErrUnknownMember, http.StatusNotFound, CodeNotFound},
@@ -117,7 +165,10 @@ func (a *api) mapError(r *http.Request, err error) *apiError {
 	for _, s := range sentinelCodes {
 		if errors.Is(err, s.err) {
 			msg := err.Error()
-			if s.code == CodeTimeout {
+			switch {
+			case errors.Is(err, dataplane.ErrIndeterminate):
+				msg += indeterminateNote
+			case s.code == CodeTimeout:
 				msg += " (the operation may still take effect)"
 			}
 			return &apiError{status: s.status, code: s.code, message: msg}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/olric-raft/olric-raft/api/httpapi"
 	"github.com/olric-raft/olric-raft/api/httpapi/httpapitest"
+	"github.com/olric-raft/olric-raft/dataplane"
 	"github.com/olric-raft/olric-raft/node"
 )
 
@@ -27,12 +28,25 @@ var fuzzErrors = []error{
 	node.ErrPartitionAvailable,
 }
 
+// fuzzDataErrors are the errors the fake's data plane may return when
+// mode bit 7 is set, picked by the low bits: every sentinel of dataplane
+// and the node errors a data operation may meet.
+var fuzzDataErrors = []error{
+	dataplane.ErrNotFound, dataplane.ErrKeyExists, dataplane.ErrVersionMismatch,
+	dataplane.ErrNotANumber, dataplane.ErrOverflow, dataplane.ErrLocked, dataplane.ErrNoSuchLock,
+	dataplane.ErrInvalid, dataplane.ErrTooLarge, dataplane.ErrUnavailable, dataplane.ErrStaleRouting,
+	dataplane.ErrFencedEpoch, dataplane.ErrIndeterminate, dataplane.ErrOverloaded,
+	node.ErrClosed, context.DeadlineExceeded,
+}
+
 // FuzzHandler feeds arbitrary requests to the handler: whatever a client
 // sends, the answer is never a 500, always JSON, and carries the headers of
 // the contract. The mode byte picks the fake cluster's state: bits 0-3 an
 // error for every fallible method (none: the fake's simulation of
 // force-assign), bit 4 no leader, bit 5 an uninitialized routing table, bit
-// 6 partitions 1, 4 and 12 unavailable.
+// 6 partitions 1, 4 and 12 unavailable, bit 7 the data plane fails with
+// one of fuzzDataErrors (picked by bits 0-3; otherwise it is the fake's
+// in-memory store, holding the key "k" of DMap "d", which is 7).
 func FuzzHandler(f *testing.F) {
 	for _, s := range []struct {
 		method, target, body string
@@ -71,6 +85,26 @@ func FuzzHandler(f *testing.F) {
 		{"PATCH", "/v1/cluster/join", "", 0},
 		{"GET", "/v1/../../etc/passwd", "", 0},
 		{"GET", "http://example.com/v1/status", "", 0},
+		{"PUT", "/v1/dmaps/d/keys/k", `{"value":{"a":[1,2]},"ttl_ms":1000,"nx":true}`, 0},
+		{"PUT", "/v1/dmaps/d/keys/a%2Fb", `{"value_base64":"AP8=","if_version":0}`, 0},
+		{"PUT", "/v1/dmaps/%2F/keys/%2F", `{"value":1,"xx":true}`, 0},
+		{"PUT", "/v1/dmaps/d/keys/k", `{"value":1,"value_base64":"AA=="}`, 0},
+		{"PUT", "/v1/dmaps/d/keys/k", `{"value":1,"ttl_ms":-1}`, 0},
+		{"PUT", "/v1/dmaps/d/keys/k", `{"value":1}`, 0x80 | 12},
+		{"GET", "/v1/dmaps/d/keys/k", "", 0},
+		{"GET", "/v1/dmaps/d/keys/k", "", 0x80},
+		{"DELETE", "/v1/dmaps/d/keys/k", "", 0},
+		{"POST", "/v1/dmaps/d/keys/k/incr", `{"delta":5}`, 0},
+		{"POST", "/v1/dmaps/d/keys/k/incr", ``, 0x80 | 4},
+		{"POST", "/v1/dmaps/d/keys/k/incrbyfloat", `{"delta":1.5e308}`, 0},
+		{"POST", "/v1/dmaps/d/keys/k/expire", `{"ttl_ms":0}`, 0},
+		{"POST", "/v1/dmaps/d/keys/k/getput", `{"value":"x"}`, 0},
+		{"POST", "/v1/dmaps/d/keys/k/lock", `{"ttl_ms":100,"wait_ms":1}`, 0},
+		{"POST", "/v1/dmaps/d/keys/k/unlock", `{"token":1}`, 0},
+		{"POST", "/v1/dmaps/d/keys/k/lease", `{"token":1,"ttl_ms":5}`, 0},
+		{"GET", "/v1/dmaps/d/keys?match=k*&limit=5", "", 0},
+		{"GET", "/v1/dmaps/d/keys?cursor=zz&limit=0", "", 0},
+		{"DELETE", "/v1/dmaps/d", "", 0x80 | 9},
 	} {
 		f.Add(s.method, s.target, []byte(s.body), s.mode)
 	}
@@ -84,9 +118,15 @@ func FuzzHandler(f *testing.F) {
 		if mode&0x40 != 0 {
 			c.LosePartitions(1, 4, 12)
 		}
+		if _, err := c.Do(context.Background(), &dataplane.Request{Op: dataplane.OpPut, DMap: "d", Key: "k", Value: []byte("7")}); err != nil {
+			t.Fatal(err)
+		}
 		c.Set(func(s *httpapitest.State) {
 			err := fuzzErrors[int(mode&0x0f)%len(fuzzErrors)]
 			s.ReadyErr, s.JoinErr, s.LeaveErr, s.RemoveErr, s.ForceAssignErr = err, err, err, err, err
+			if mode&0x80 != 0 {
+				s.DataErr = fuzzDataErrors[int(mode&0x0f)%len(fuzzDataErrors)]
+			}
 			if mode&0x10 != 0 {
 				s.HasLeader = false
 			}
@@ -94,7 +134,7 @@ func FuzzHandler(f *testing.F) {
 				s.Table = nil
 			}
 		})
-		h := httpapi.New(c, httpapi.Options{Logger: logger, MaxBodyBytes: 4096, OnLeft: func() {}})
+		h := httpapi.New(c, httpapi.Options{Logger: logger, MaxBodyBytes: 4096, MaxValueBytes: 1024, OnLeft: func() {}})
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
 

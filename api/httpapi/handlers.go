@@ -461,10 +461,15 @@ func query(r *http.Request) (url.Values, error) {
 // into v, rejecting unknown fields and trailing data. An empty body is
 // accepted only when optional.
 func (a *api) decodeBody(w http.ResponseWriter, r *http.Request, v any, optional bool) error {
+	return a.decodeBodyLimit(w, r, v, optional, a.maxBody)
+}
+
+// decodeBodyLimit is decodeBody with a limit of its own (data routes).
+func (a *api) decodeBodyLimit(w http.ResponseWriter, r *http.Request, v any, optional bool, limit int64) error {
 	var data []byte
 	if r.Body != nil {
 		var err error
-		data, err = io.ReadAll(http.MaxBytesReader(w, r.Body, a.maxBody))
+		data, err = io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 		if err != nil {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
@@ -545,6 +550,11 @@ func (a *api) writeJSON(w http.ResponseWriter, status int, v any) {
 		status = http.StatusInternalServerError
 		b = []byte(`{"error":{"code":"internal","message":"internal error: encoding response"}}`)
 	}
+	a.writeBody(w, status, b)
+}
+
+// writeBody writes b, one JSON value, and a newline with status.
+func (a *api) writeBody(w http.ResponseWriter, status int, b []byte) {
 	b = append(b, '\n')
 	h := w.Header()
 	h.Set("Content-Type", "application/json")

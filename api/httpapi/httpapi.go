@@ -4,12 +4,14 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"path"
 	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/olric-raft/olric-raft/dataplane"
 	"github.com/olric-raft/olric-raft/metadata"
 	"github.com/olric-raft/olric-raft/node"
 )
@@ -40,6 +42,22 @@ type Cluster interface {
 	// loss). No partitions means every unavailable one; an empty owner lets
 	// the leader pick.
 	ForceAssign(ctx context.Context, partitions []uint32, owner metadata.NodeID) (node.ForceAssignResult, error)
+
+	// The data plane (DESIGN.md §4-§5). Errors wrap dataplane's sentinels
+	// (or node.ErrClosed/ErrLeaving); the API maps them with errors.Is.
+
+	// Do runs one key operation, routed to the partition's primary. req
+	// has passed the API's checks (limits, option combinations); Do must
+	// not keep req or its Value after it returns.
+	Do(ctx context.Context, req *dataplane.Request) (*dataplane.Response, error)
+	// Scan returns a page of at most limit keys of dmap matching the glob
+	// match (empty: every key), starting at cursor ("" to start), and the
+	// cursor of the next page, "" when every partition was walked exactly
+	// once. A page may hold fewer keys than limit, even none, before the
+	// end.
+	Scan(ctx context.Context, dmap, match, cursor string, limit int) (keys []string, next string, err error)
+	// Destroy removes every key of dmap, on every partition.
+	Destroy(ctx context.Context, dmap string) error
 }
 
 // Options tunes the handler. The zero value is usable.
@@ -47,9 +65,15 @@ type Options struct {
 	// Logger receives panics, internal errors and failed writes. Nil means
 	// slog.Default().
 	Logger *slog.Logger
-	// MaxBodyBytes bounds request bodies; larger ones get 413 too_large.
-	// Zero or negative means DefaultMaxBodyBytes.
+	// MaxBodyBytes bounds the request bodies of the control plane
+	// (/v1/cluster/...); larger ones get 413 too_large. Zero or negative
+	// means DefaultMaxBodyBytes. Data routes have their own bound, derived
+	// from MaxValueBytes (see DataBodyLimit).
 	MaxBodyBytes int64
+	// MaxValueBytes bounds a stored value; larger ones get 413 too_large.
+	// Zero or negative means dataplane.DefaultMaxValueLen (16 MiB). It
+	// should equal the data plane's own limit.
+	MaxValueBytes int
 	// OnLeft, if set, is called after a successful POST /v1/cluster/leave
 	// once the response is flushed, so that the server can exit. It runs on
 	// the request's goroutine and must not block (the server's Shutdown
@@ -61,9 +85,27 @@ type Options struct {
 // is not set: 1 MiB.
 const DefaultMaxBodyBytes int64 = 1 << 20
 
+// DataBodyLimit is the request body limit of the data routes for a value
+// limit of maxValue bytes: a value of maxValue bytes sent as base64 (4/3
+// larger) plus 64 KiB for the rest of the JSON.
+func DataBodyLimit(maxValue int) int64 {
+	return 4*((int64(maxValue)+2)/3) + dataBodyOverhead
+}
+
+// dataBodyOverhead is what a data route's body may hold besides the value.
+const dataBodyOverhead = 64 << 10
+
 // HeaderRoutingVersion is set on every response to the committed routing
 // version the node had when it answered.
 const HeaderRoutingVersion = "X-Routing-Version"
+
+// HeaderRequestID is the optional request header whose value becomes
+// dataplane.Request.RequestID: a retried write with the same id is applied
+// at most once. At most MaxRequestIDLen bytes.
+const HeaderRequestID = "X-Request-Id"
+
+// MaxRequestIDLen bounds the X-Request-Id header.
+const MaxRequestIDLen = 256
 
 // Time budgets of the requests that change the cluster. They bound the work
 // even when the client sets no deadline; they stay under a typical server
@@ -77,15 +119,26 @@ const (
 	// client's connection: a client that gives up must not abandon a
 	// half-done handover.
 	leaveTimeout = 30 * time.Second
+	// dataTimeout bounds one data-plane operation (Do, Scan); a lock adds
+	// its wait on top.
+	dataTimeout = 15 * time.Second
+	// destroyTimeout bounds a Destroy (it visits every partition).
+	destroyTimeout = 30 * time.Second
 )
+
+// MaxLockWait bounds the wait_ms of a lock request, so that the answer
+// arrives well within a typical server WriteTimeout (60s).
+const MaxLockWait = 30 * time.Second
 
 // api is the http.Handler returned by New.
 type api struct {
-	c       Cluster
-	log     *slog.Logger
-	maxBody int64
-	onLeft  func()
-	mux     *http.ServeMux
+	c        Cluster
+	log      *slog.Logger
+	maxBody  int64 // control-plane bodies
+	maxValue int   // stored values
+	dataBody int64 // data-plane bodies: DataBodyLimit(maxValue)
+	onLeft   func()
+	mux      *http.ServeMux
 }
 
 var _ http.Handler = (*api)(nil)
@@ -96,11 +149,12 @@ func New(c Cluster, opts Options) http.Handler {
 		panic("httpapi: nil Cluster")
 	}
 	a := &api{
-		c:       c,
-		log:     opts.Logger,
-		maxBody: opts.MaxBodyBytes,
-		onLeft:  opts.OnLeft,
-		mux:     http.NewServeMux(),
+		c:        c,
+		log:      opts.Logger,
+		maxBody:  opts.MaxBodyBytes,
+		maxValue: opts.MaxValueBytes,
+		onLeft:   opts.OnLeft,
+		mux:      http.NewServeMux(),
 	}
 	if a.log == nil {
 		a.log = slog.Default()
@@ -108,6 +162,10 @@ func New(c Cluster, opts Options) http.Handler {
 	if a.maxBody <= 0 {
 		a.maxBody = DefaultMaxBodyBytes
 	}
+	if a.maxValue <= 0 {
+		a.maxValue = dataplane.DefaultMaxValueLen
+	}
+	a.dataBody = DataBodyLimit(a.maxValue)
 	a.routes()
 	return a
 }
@@ -125,7 +183,21 @@ func (a *api) routes() {
 	a.handle("GET /v1/status", a.getStatus)
 	a.handle("GET /healthz", a.getHealthz)
 	a.handle("GET /readyz", a.getReadyz)
-	// The data plane (/v1/dmaps/{dmap}/...) registers here later.
+
+	// The data plane (dmaps.go). {key} is one path segment: a key holding
+	// '/' (or any other byte) is percent-encoded, and PathValue unescapes it.
+	a.handle("GET /v1/dmaps/{dmap}/keys", a.scanKeys)
+	a.handle("DELETE /v1/dmaps/{dmap}", a.destroyDMap)
+	a.handle("GET /v1/dmaps/{dmap}/keys/{key}", a.getKey)
+	a.handle("PUT /v1/dmaps/{dmap}/keys/{key}", a.putKey)
+	a.handle("DELETE /v1/dmaps/{dmap}/keys/{key}", a.deleteKey)
+	a.handle("POST /v1/dmaps/{dmap}/keys/{key}/incr", a.incrKey)
+	a.handle("POST /v1/dmaps/{dmap}/keys/{key}/incrbyfloat", a.incrByFloatKey)
+	a.handle("POST /v1/dmaps/{dmap}/keys/{key}/expire", a.expireKey)
+	a.handle("POST /v1/dmaps/{dmap}/keys/{key}/getput", a.getPutKey)
+	a.handle("POST /v1/dmaps/{dmap}/keys/{key}/lock", a.lockKey)
+	a.handle("POST /v1/dmaps/{dmap}/keys/{key}/unlock", a.unlockKey)
+	a.handle("POST /v1/dmaps/{dmap}/keys/{key}/lease", a.leaseKey)
 }
 
 // handlerFunc is an endpoint: it writes a success response itself, or
@@ -134,6 +206,14 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
 func (a *api) handle(pattern string, h handlerFunc) {
 	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		if sv, ok := r.Context().Value(slashValuesKey{}).(slashValues); ok {
+			if sv.dmap {
+				r.SetPathValue("dmap", "/")
+			}
+			if sv.key {
+				r.SetPathValue("key", "/")
+			}
+		}
 		if err := h(w, r); err != nil {
 			a.writeError(w, r, err)
 		}
@@ -152,17 +232,59 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set(HeaderRoutingVersion, strconv.FormatUint(a.routing().Version, 10))
 
 	// ServeMux would answer a non-canonical path ("//", "/./", "/../") with a
-	// text/html redirect; an API client is better told plainly.
-	if r.Method != http.MethodConnect && r.URL.Path != cleanPath(r.URL.Path) {
+	// text/html redirect; an API client is better told plainly. Like
+	// ServeMux, look at the escaped path: a key "a//b" or ".." arrives
+	// percent-encoded ("a%2F%2Fb", "%2E%2E") and is one canonical segment.
+	if p := r.URL.EscapedPath(); r.Method != http.MethodConnect && p != cleanPath(p) {
 		a.writeError(sw, r, errorf(http.StatusNotFound, CodeNotFound, "no such path %q (not canonical)", r.URL.Path))
 		return
 	}
+	r = maskSlashSegments(r)
 	// ServeMux's own 404 and 405 answers are text/plain: answer those here.
 	if _, pattern := a.mux.Handler(r); pattern == "" {
 		a.noRoute(sw, r)
 		return
 	}
 	a.mux.ServeHTTP(sw, r)
+}
+
+// slashValues says which path values of a data route are "/" (see
+// maskSlashSegments); it rides in the request's context under
+// slashValuesKey.
+type slashValues struct{ dmap, key bool }
+
+type slashValuesKey struct{}
+
+// maskSlashSegments works around net/http's ServeMux, which takes a path
+// segment that unescapes to exactly "/" ("%2F") for a trailing slash, so
+// that no pattern matches it; yet "/" is a valid key and DMap name. Such a
+// {dmap} or {key} segment of a data route is replaced by a placeholder
+// for matching, and handle puts "/" back as the path value.
+func maskSlashSegments(r *http.Request) *http.Request {
+	p := r.URL.EscapedPath()
+	if !strings.HasPrefix(p, "/v1/dmaps/") || !strings.Contains(strings.ToLower(p), "%2f") {
+		return r
+	}
+	segs := strings.Split(p, "/") // "", "v1", "dmaps", {dmap}, "keys", {key}, ...
+	var sv slashValues
+	if strings.EqualFold(segs[3], "%2F") {
+		segs[3], sv.dmap = "_", true
+	}
+	if len(segs) > 5 && segs[4] == "keys" && strings.EqualFold(segs[5], "%2F") {
+		segs[5], sv.key = "_", true
+	}
+	if !sv.dmap && !sv.key {
+		return r
+	}
+	u := *r.URL
+	u.RawPath = strings.Join(segs, "/")
+	var err error
+	if u.Path, err = url.PathUnescape(u.RawPath); err != nil {
+		return r // cannot happen: the rest was a valid escaped path
+	}
+	masked := r.WithContext(context.WithValue(r.Context(), slashValuesKey{}, sv))
+	masked.URL = &u
+	return masked
 }
 
 // probeMethods are the methods tried to build the Allow header of a 405.

@@ -471,7 +471,7 @@ func TestBadInput(t *testing.T) {
 		{"force too large", "POST", fa, `{"partitions":[` + strings.Repeat("1,", 1<<20) + `1]}`, 413, httpapi.CodeTooLarge},
 		{"unknown path", "GET", "/v1/nope", "", 404, httpapi.CodeNotFound},
 		{"root", "GET", "/", "", 404, httpapi.CodeNotFound},
-		{"dmaps not yet", "GET", "/v1/dmaps/d/keys/k", "", 404, httpapi.CodeNotFound},
+		{"missing key", "GET", "/v1/dmaps/d/keys/k", "", 404, httpapi.CodeNotFound},
 		{"trailing slash", "GET", "/v1/cluster/routing/", "", 404, httpapi.CodeNotFound},
 		{"double slash", "GET", "/v1//cluster/routing", "", 404, httpapi.CodeNotFound},
 		{"dot dot", "GET", "/v1/x/../cluster/routing", "", 404, httpapi.CodeNotFound},

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/olric-raft/olric-raft/api/httpapi"
+	"github.com/olric-raft/olric-raft/dataplane"
 	"github.com/olric-raft/olric-raft/metadata"
 	"github.com/olric-raft/olric-raft/node"
 )
@@ -18,6 +20,8 @@ type Cluster struct {
 	mu sync.Mutex
 	// s holds the configuration and records; guarded by mu.
 	s State
+	// data is the fake data plane's store (dataplane.go); guarded by mu.
+	data dataState
 }
 
 var _ httpapi.Cluster = (*Cluster)(nil)
@@ -40,16 +44,38 @@ type State struct {
 	JoinCount int
 	// Hook, if set, runs first in every method that takes a context, with
 	// the method's name ("Ready", "Join", "Leave", "RemoveMember",
-	// "ForceAssign"); a
-	// non-nil result is returned as the method's error. Tests use it to
-	// block until the context ends, or to panic.
+	// "ForceAssign", "Do", "Scan", "Destroy"); a non-nil result is returned
+	// as the method's error. Tests use it to block until the context ends,
+	// or to panic.
 	Hook func(ctx context.Context, method string) error
+
+	// The data plane. With DataErr nil, Do, Scan and Destroy simulate an
+	// in-memory store (see Cluster.Do); otherwise all three return
+	// DataErr.
+	DataErr error
+	// MaxValueBytes: Do refuses longer values with ErrTooLarge; zero
+	// means dataplane.DefaultMaxValueLen.
+	MaxValueBytes int
+	// ScanPage, if positive, caps the keys of a scan page below the limit
+	// asked for, as the real scan does when a page ends with a partition.
+	ScanPage int
+	// Now, if set, is the data plane's clock (TTLs and lock leases); nil
+	// means time.Now.
+	Now func() time.Time
 
 	// Records.
 	Joins        [][]string
 	Leaves       int
 	Removed      []metadata.NodeID
 	ForceAssigns []ForceAssignCall
+	// DataCalls counts the calls of Do, Scan and Destroy.
+	DataCalls int
+	// LastRequest is a copy of the last request Do received.
+	LastRequest *dataplane.Request
+	// LastScan is the last Scan call.
+	LastScan ScanCall
+	// Destroyed lists the DMaps Destroy was called for.
+	Destroyed []string
 }
 
 // ForceAssignCall records the arguments of one ForceAssign call.
@@ -142,6 +168,11 @@ func (c *Cluster) Calls() State {
 	s.Joins = slices.Clone(s.Joins)
 	s.Removed = slices.Clone(s.Removed)
 	s.ForceAssigns = slices.Clone(s.ForceAssigns)
+	s.Destroyed = slices.Clone(s.Destroyed)
+	if s.LastRequest != nil {
+		r := *s.LastRequest
+		s.LastRequest = &r
+	}
 	return s
 }
 

@@ -99,6 +99,8 @@ Every flag can also be set with an environment variable OLRIC_RAFT_<FLAG>
 		newLeaveCmd(d),
 		newRemoveCmd(d),
 		newPartitionCmd(d),
+		newKVCmd(d),
+		newBenchCmd(d),
 		newVersionCmd(d),
 	)
 	return root

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/olric-raft/olric-raft/api/httpapi"
+	"github.com/olric-raft/olric-raft/dataplane"
 	"github.com/olric-raft/olric-raft/node"
 )
 
@@ -153,8 +154,10 @@ func runServer(ctx context.Context, sc *serverConfig, d *Deps) error {
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		// The request line carries the key, percent-encoded: a key of
+		// dataplane.MaxKeyLen bytes takes up to three times that.
+		MaxHeaderBytes: 3*dataplane.MaxKeyLen + 64<<10,
+		ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()

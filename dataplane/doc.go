@@ -1,0 +1,87 @@
+// Package dataplane is olric-raft's data plane: the per-member storage
+// engine (Engine) and the service that routes DMap operations to partition
+// primaries (Service). DESIGN.md §4 and §5 are the contract.
+//
+// # Engine
+//
+// An Engine holds the partitions of this member. Each partition is a set of
+// DMaps, each DMap a table of values (bytes, with a version, an optional
+// expiry and an access time) and a separate namespace of locks. A mutex per
+// partition serializes everything done to it, so every operation is
+// linearizable per key; operations on different partitions run in
+// parallel.
+//
+// Versions. Every write to a partition takes the partition's next sequence
+// number seq; the written key's version is epoch<<40 | seq, where epoch
+// (< 2^24) is the leader epoch the primary serves the partition at. Since
+// the sequence number travels with the partition (snapshots, replicated
+// mutations) and epochs only grow, versions are unique and increase across
+// failovers. A lock's fencing token is the version of the mutation that
+// took it.
+//
+// Fencing. Each partition has a fence epoch, raised by Do (to its epoch),
+// Fence, Snapshot, ApplyMutation and Install, and never lowered. Do and
+// ApplyMutation with an older epoch fail with ErrFencedEpoch, checked
+// under the partition lock: once Fence(p, e) returns, no operation of an
+// epoch before e changes p.
+//
+// Mutations. Every change — client writes, lazy and background expiry,
+// evictions — is computed as a Mutation and applied by one function
+// (applyMutation); Do reports each to Engine.OnMutation, and
+// ApplyMutation applies a primary's mutations on another engine, in
+// sequence order (ErrSeqGap otherwise), reaching the same state.
+//
+// Expiry and eviction. Expired keys are deleted when touched (lazily) and
+// by a background cycle that samples keys with an expiry per DMap and
+// partition, Redis style. Per-DMap limits (max keys, max bytes, per
+// partition) evict by sampled LRU or refuse writes (ErrFull); max idle
+// evicts keys not read or written for that long. Only a partition's
+// primary expires or evicts: a backup applies its primary's deletions.
+// Every decision reads the injected clock.
+//
+// Memory. A key and its value live in one pointer-free allocation with a
+// 28-byte header (version, expiry, access time, value length), in
+// per-DMap extendible hash tables of Go maps (see kvEntry, kvTable): about
+// 185 bytes per key for 16-byte keys and 100-byte values, and nothing for
+// the garbage collector to scan but the maps. Values handed out by Get
+// are copies.
+//
+// # Engine duties
+//
+// Which goroutine calls what, and what may run concurrently:
+//
+//  1. Request goroutines (the Service serving a local or forwarded
+//     request) call Do, for any partition, concurrently. Do validates the
+//     request without a lock, then holds the partition's mutex for the
+//     whole operation. A lock that is held is waited for without the
+//     mutex (re-taken for each attempt).
+//  2. The Service's routing and transfer goroutines call Fence, Drop,
+//     Holds, Snapshot and Install, each under the partition's mutex,
+//     concurrently with Do on this and other partitions. Snapshot copies
+//     under the mutex and sorts after releasing it; Install builds the new
+//     state before taking the mutex and swaps it in.
+//  3. A replication receiver calls ApplyMutation, in sequence order per
+//     partition; it makes this engine a non-primary for the partition
+//     until a Do serves it again.
+//  4. The expiry goroutine (Start starts it, Close stops it and waits)
+//     runs a cycle every ExpiryInterval: it visits partitions in turn,
+//     holding one partition's mutex at a time, for at most a quarter of
+//     the interval per cycle, and changes only partitions it is serving
+//     as primary at their current fence epoch.
+//  5. OnMutation is called by whichever goroutine applied the mutation (a
+//     Do caller or the expiry goroutine) with the partition's mutex held,
+//     in sequence order per partition. It must not block or call the
+//     Engine.
+//  6. Stats may be called from any goroutine: it locks each partition in
+//     turn and reads atomic counters.
+//
+// Lock ordering: a goroutine holds at most one partition mutex at a time
+// and never waits (for a lock, a channel, I/O) while holding it; the
+// engine has no other lock (configuration is read-only after NewEngine,
+// counters are atomics). The injected clock is read under the mutex: it
+// must not block.
+//
+// # Service
+//
+// (The Service's protocol: to be written by the Service's author.)
+package dataplane

@@ -1,0 +1,244 @@
+package dataplane
+
+import (
+	"fmt"
+	"strings"
+)
+
+// MutationKind is what a Mutation does. The numbers are part of the
+// replication wire format: never renumber, only add.
+type MutationKind uint8
+
+// Mutation kinds.
+const (
+	// MutationSet stores Key = Value with Version and ExpireAt (replacing
+	// any previous value).
+	MutationSet MutationKind = 1
+	// MutationDelete removes Key's value (a delete, an expiry or an
+	// eviction).
+	MutationDelete MutationKind = 2
+	// MutationExpire sets Key's ExpireAt and Version, keeping its value.
+	MutationExpire MutationKind = 3
+	// MutationLockSet takes or extends the lock Key: token Version, lease
+	// until ExpireAt. A lease keeps the token.
+	MutationLockSet MutationKind = 4
+	// MutationLockDelete releases the lock Key.
+	MutationLockDelete MutationKind = 5
+	// MutationDestroy removes every value and lock of DMap.
+	MutationDestroy MutationKind = 6
+)
+
+// String returns the kind's name, e.g. "set".
+func (k MutationKind) String() string {
+	switch k {
+	case MutationSet:
+		return "set"
+	case MutationDelete:
+		return "delete"
+	case MutationExpire:
+		return "expire"
+	case MutationLockSet:
+		return "lockset"
+	case MutationLockDelete:
+		return "lockdel"
+	case MutationDestroy:
+		return "destroy"
+	}
+	return fmt.Sprintf("MutationKind(%d)", uint8(k))
+}
+
+// Mutation is one change to a partition: every write the engine makes —
+// a client write, a lazy or background expiry, an eviction — is computed
+// as a Mutation and applied by one function, so applying the same
+// mutations in the same order to another engine (a backup) yields the
+// same state. Mutations carry results, not inputs: no clock is read to
+// apply one (expiry decisions were made by the primary).
+type Mutation struct {
+	// Seq is the partition's sequence number of this mutation: one more
+	// than the previous one's.
+	Seq uint64 `msgpack:"s"`
+	// Epoch is the leader epoch of the primary that made it.
+	Epoch uint64       `msgpack:"e"`
+	Kind  MutationKind `msgpack:"k"`
+	DMap  string       `msgpack:"dm"`
+	Key   string       `msgpack:"key,omitempty"`
+	// Value (set). In a mutation given to OnMutation it views the stored,
+	// immutable bytes: never modify it.
+	Value []byte `msgpack:"v,omitempty"`
+	// Version (set, expire, lockset): the key's new version, or the lock's
+	// token. Epoch<<40 | Seq for all but a lease, which keeps its token.
+	Version uint64 `msgpack:"ver,omitempty"`
+	// ExpireAt (set, expire, lockset): unix nanoseconds; 0 = none.
+	ExpireAt int64 `msgpack:"exp,omitempty"`
+}
+
+// Version layout: the leader epoch in the high 24 bits, the partition
+// sequence number in the low 40.
+const (
+	seqBits = 40
+	// MaxEpoch bounds leader epochs: Do refuses epoch >= MaxEpoch.
+	MaxEpoch = 1 << 24
+	// maxSeq is the last usable sequence number; writes stop seqReserve
+	// short of it so one operation's mutations (a write plus its
+	// evictions) always fit.
+	maxSeq     = 1<<seqBits - 1
+	seqReserve = 1 << 20
+)
+
+// MakeVersion returns the version of the write with sequence number seq
+// made at leader epoch epoch.
+func MakeVersion(epoch, seq uint64) uint64 { return epoch<<seqBits | seq&maxSeq }
+
+// check validates m's shape (not its sequence or epoch against a
+// partition). Bounds are the hard limits, not this engine's configured
+// MaxValueLen: a backup must not refuse what its primary accepted.
+func (m *Mutation) check() error {
+	if m.Epoch >= MaxEpoch {
+		return fmt.Errorf("%w: mutation epoch %d over %d", ErrInvalid, m.Epoch, MaxEpoch-1)
+	}
+	if m.Seq == 0 || m.Seq > maxSeq {
+		return fmt.Errorf("%w: mutation sequence %d out of range", ErrInvalid, m.Seq)
+	}
+	if m.DMap == "" || len(m.DMap) > MaxDMapNameLen {
+		return fmt.Errorf("%w: mutation dmap name of %d bytes", ErrInvalid, len(m.DMap))
+	}
+	switch m.Kind {
+	case MutationDestroy:
+		return nil
+	case MutationSet, MutationDelete, MutationExpire, MutationLockSet, MutationLockDelete:
+	default:
+		return fmt.Errorf("%w: unknown mutation kind %d", ErrInvalid, m.Kind)
+	}
+	if m.Key == "" || len(m.Key) > MaxKeyLen {
+		return fmt.Errorf("%w: mutation key of %d bytes", ErrInvalid, len(m.Key))
+	}
+	if len(m.Value) > maxValueLenLimit {
+		return fmt.Errorf("%w: mutation value of %d bytes", ErrInvalid, len(m.Value))
+	}
+	if m.ExpireAt < 0 {
+		return fmt.Errorf("%w: mutation expiry %d is negative", ErrInvalid, m.ExpireAt)
+	}
+	switch m.Kind {
+	case MutationSet, MutationExpire, MutationLockSet:
+		if m.Version == 0 {
+			return fmt.Errorf("%w: %s mutation without a version", ErrInvalid, m.Kind)
+		}
+	}
+	if m.Kind == MutationLockSet && m.ExpireAt == 0 {
+		return fmt.Errorf("%w: lock without a lease", ErrInvalid)
+	}
+	return nil
+}
+
+// ApplyMutation applies m, made by partition p's primary, to this engine's
+// copy of p (a backup's path). m.Seq must be the partition's sequence
+// number plus one (else ErrSeqGap) and m.Epoch not older than its fence
+// (else ErrFencedEpoch); the fence rises to m.Epoch. From then on this
+// engine is not p's primary: the background cycle does not expire or evict
+// p's keys (the primary's mutations do) until a Do serves p again.
+// OnMutation is not called.
+func (e *Engine) ApplyMutation(p uint32, m Mutation) error {
+	part, err := e.partition(p)
+	if err != nil {
+		return err
+	}
+	if err := m.check(); err != nil {
+		return err
+	}
+	part.mu.Lock()
+	defer part.mu.Unlock()
+	if m.Epoch < part.fence {
+		return fmt.Errorf("%w: partition %d is fenced at epoch %d, mutation %d is from epoch %d", ErrFencedEpoch, p, part.fence, m.Seq, m.Epoch)
+	}
+	if m.Seq != part.seq+1 {
+		return fmt.Errorf("%w: partition %d is at sequence %d, mutation is %d", ErrSeqGap, p, part.seq, m.Seq)
+	}
+	part.raiseFenceLocked(m.Epoch)
+	part.primary = false
+	e.applyMutation(part, &m, e.nowNanos())
+	return nil
+}
+
+// applyMutation applies m to part and advances its sequence number. It is
+// the only function that changes a partition's values and locks. m must be
+// valid (check, or built by the engine); applying a delete, expire or lock
+// delete of something absent changes nothing but the sequence. For a set,
+// m.Key and m.Value are replaced by views of the stored bytes (so m
+// retains no caller memory).
+// now only stamps access times. part.mu is held.
+func (e *Engine) applyMutation(part *partition, m *Mutation, now int64) {
+	part.seq = m.Seq
+	switch m.Kind {
+	case MutationSet:
+		d := e.dmapForWrite(part, m.DMap)
+		h := keyHash(m.Key)
+		ent, key := newKVEntry(m.Key, m.Value, m.Version, m.ExpireAt, now)
+		old := d.tab.set(key, h, ent)
+		d.bytes += ent.size(len(key))
+		if old != nil {
+			d.bytes -= old.size(len(key))
+		}
+		if m.ExpireAt != 0 {
+			d.setExpires(key) // replaces the key string: old bytes unreferenced
+		} else if old != nil && old.expireAt != 0 {
+			delete(d.expires, key)
+		}
+		m.Key, m.Value = key, ent.value(len(key))
+	case MutationDelete:
+		d := part.dmaps[m.DMap]
+		if d == nil {
+			return
+		}
+		old := d.tab.del(m.Key, keyHash(m.Key))
+		if old == nil {
+			return
+		}
+		d.bytes -= old.size(len(m.Key))
+		if old.expireAt != 0 {
+			d.delExpires(m.Key)
+		}
+	case MutationExpire:
+		d := part.dmaps[m.DMap]
+		if d == nil {
+			return
+		}
+		ent := d.tab.get(m.Key, keyHash(m.Key))
+		if ent == nil {
+			return
+		}
+		switch was := ent.expireAt; {
+		case m.ExpireAt != 0 && was == 0:
+			d.setExpires(ent.key(len(m.Key)))
+		case m.ExpireAt == 0 && was != 0:
+			d.delExpires(m.Key)
+		}
+		ent.version, ent.expireAt, ent.access = m.Version, m.ExpireAt, now
+	case MutationLockSet:
+		d := e.dmapForWrite(part, m.DMap)
+		if ls := d.locks[m.Key]; ls != nil {
+			if ls.token == m.Version {
+				ls.expireAt = m.ExpireAt // a lease: same holder, waiters keep waiting
+				return
+			}
+			d.wakeLock(m.Key, ls)
+		}
+		if d.locks == nil {
+			d.locks = make(map[string]*lockState)
+		}
+		d.locks[strings.Clone(m.Key)] = &lockState{token: m.Version, expireAt: m.ExpireAt}
+	case MutationLockDelete:
+		d := part.dmaps[m.DMap]
+		if d == nil {
+			return
+		}
+		if ls := d.locks[m.Key]; ls != nil {
+			d.wakeLock(m.Key, ls)
+			delete(d.locks, m.Key)
+		}
+	case MutationDestroy:
+		if d := part.dmaps[m.DMap]; d != nil {
+			d.wakeAll()
+			delete(part.dmaps, m.DMap)
+		}
+	}
+}

@@ -1,0 +1,394 @@
+package dataplane
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+)
+
+// partition is one partition's state on this member. Everything but mu is
+// guarded by mu.
+type partition struct {
+	mu sync.Mutex
+	// fence is the highest leader epoch seen for the partition (Do, Fence,
+	// Snapshot, ApplyMutation, Install). Never lowered, not even by Drop.
+	fence uint64
+	// primary: the last state change here came from Do (this member serves
+	// the partition) at epoch served, not from ApplyMutation or Install.
+	// The background cycle expires and evicts only while primary and
+	// served == fence.
+	primary bool
+	served  uint64
+	// seq is the sequence number of the last mutation applied.
+	seq   uint64
+	dmaps map[string]*dmapStore
+	_     [64]byte // keep neighbouring partitions' locks off one cache line
+}
+
+// raiseFenceLocked raises the fence to epoch; waiters for locks are woken
+// so that they see they are fenced.
+func (part *partition) raiseFenceLocked(epoch uint64) {
+	if epoch <= part.fence {
+		return
+	}
+	part.fence = epoch
+	for _, d := range part.dmaps {
+		d.wakeWaiters()
+	}
+}
+
+// activeLocked reports whether this member may make mutations of its own
+// (background expiry and idle eviction) for the partition.
+func (part *partition) activeLocked() bool {
+	return part.primary && part.served == part.fence
+}
+
+// resetLocked forgets every value and lock (and the sequence number), waking
+// lock waiters; the fence stays.
+func (part *partition) resetLocked() {
+	for _, d := range part.dmaps {
+		d.wakeAll()
+	}
+	part.dmaps = nil
+	part.seq = 0
+	part.primary = false
+	part.served = 0
+}
+
+// dmapStore is one DMap's values and locks on one partition (guarded by
+// the partition's mu).
+type dmapStore struct {
+	name string
+	pol  *dmapPolicy
+	ctr  *dmapCounters
+	tab  kvTable
+	// bytes is len(key)+len(value) summed over tab.
+	bytes int64
+	// expires holds the keys of tab that have an expiry (their strings view
+	// the entries' key bytes), for cheap sampling by the expiry cycle.
+	expires map[string]struct{}
+	// locks is the lock namespace, separate from values.
+	locks map[string]*lockState
+	// waited holds the keys of locks that have a wake channel.
+	waited map[string]struct{}
+}
+
+// lockState is a held lock.
+type lockState struct {
+	token    uint64
+	expireAt int64 // unix ns
+	// wake is closed when the lock is released or replaced, or the
+	// partition is fenced, dropped or replaced; nil until someone waits.
+	wake chan struct{}
+}
+
+// dmapCounters are a DMap's cumulative counters on this engine (all
+// partitions), kept across Destroy and Drop.
+type dmapCounters struct {
+	evictions   atomic.Uint64
+	expirations atomic.Uint64
+}
+
+func (d *dmapStore) setExpires(key string) {
+	if d.expires == nil {
+		d.expires = make(map[string]struct{})
+	}
+	d.expires[key] = struct{}{}
+}
+
+func (d *dmapStore) delExpires(key string) {
+	delete(d.expires, key)
+	if len(d.expires) == 0 {
+		d.expires = nil // Go maps never shrink: drop an emptied one
+	}
+}
+
+// waitOn returns the channel closed when lock key changes hands.
+func (d *dmapStore) waitOn(key string, ls *lockState) <-chan struct{} {
+	if ls.wake == nil {
+		ls.wake = make(chan struct{})
+		if d.waited == nil {
+			d.waited = make(map[string]struct{})
+		}
+		d.waited[key] = struct{}{}
+	}
+	return ls.wake
+}
+
+func (d *dmapStore) wakeLock(key string, ls *lockState) {
+	if ls.wake != nil {
+		close(ls.wake)
+		ls.wake = nil
+		delete(d.waited, key)
+	}
+}
+
+func (d *dmapStore) wakeWaiters() {
+	for k := range d.waited {
+		if ls := d.locks[k]; ls != nil {
+			d.wakeLock(k, ls)
+		}
+	}
+	d.waited = nil
+}
+
+func (d *dmapStore) wakeAll() { d.wakeWaiters() }
+
+// dmapForWrite returns DMap name's store on part, creating it.
+func (e *Engine) dmapForWrite(part *partition, name string) *dmapStore {
+	if d := part.dmaps[name]; d != nil {
+		return d
+	}
+	if part.dmaps == nil {
+		part.dmaps = make(map[string]*dmapStore)
+	}
+	d := &dmapStore{name: name, pol: e.policyFor(name), ctr: e.countersFor(name)}
+	part.dmaps[name] = d
+	return d
+}
+
+// Partition snapshots.
+
+// SnapshotFormat is the PartitionSnapshot format this engine writes and
+// reads.
+const SnapshotFormat = 1
+
+// PartitionSnapshot is a consistent copy of one partition: every DMap's
+// values (with version and expiry) and locks, the sequence number and the
+// fence epoch. It is msgpack-encodable; Install validates one before using
+// it, so a snapshot decoded from the network cannot corrupt the engine.
+//
+// Values share the engine's immutable stored bytes: never modify them.
+// Entries and locks are sorted by key, DMaps by name, so equal states give
+// equal snapshots. Access times (LRU, max idle) are not included: an
+// installed key counts as just used.
+type PartitionSnapshot struct {
+	Format    uint8          `msgpack:"fmt"`
+	Partition uint32         `msgpack:"p"`
+	Seq       uint64         `msgpack:"seq"`
+	Fence     uint64         `msgpack:"fence"`
+	DMaps     []DMapSnapshot `msgpack:"dmaps,omitempty"`
+}
+
+// DMapSnapshot is one DMap of a PartitionSnapshot.
+type DMapSnapshot struct {
+	Name    string          `msgpack:"name"`
+	Entries []EntrySnapshot `msgpack:"entries,omitempty"`
+	Locks   []LockSnapshot  `msgpack:"locks,omitempty"`
+}
+
+// EntrySnapshot is one key of a DMapSnapshot.
+type EntrySnapshot struct {
+	Key     string `msgpack:"k"`
+	Value   []byte `msgpack:"v"`
+	Version uint64 `msgpack:"ver"`
+	// ExpireAt is unix nanoseconds; 0 = none.
+	ExpireAt int64 `msgpack:"exp,omitempty"`
+}
+
+// LockSnapshot is one held lock of a DMapSnapshot.
+type LockSnapshot struct {
+	Key   string `msgpack:"k"`
+	Token uint64 `msgpack:"tok"`
+	// ExpireAt is unix nanoseconds.
+	ExpireAt int64 `msgpack:"exp"`
+}
+
+// Snapshot fences partition p at fenceAt (as Fence does) and, under the
+// same lock hold, copies it. After it returns no Do with an epoch older
+// than fenceAt changes p, so the copy is the final state of every older
+// epoch. The copy is sorted after the lock is released. Cost: O(n) under
+// the partition lock, O(n log n) after.
+func (e *Engine) Snapshot(p uint32, fenceAt uint64) (*PartitionSnapshot, error) {
+	part, err := e.partition(p)
+	if err != nil {
+		return nil, err
+	}
+	s := &PartitionSnapshot{Format: SnapshotFormat, Partition: p}
+	part.mu.Lock()
+	part.raiseFenceLocked(fenceAt)
+	s.Seq, s.Fence = part.seq, part.fence
+	s.DMaps = make([]DMapSnapshot, 0, len(part.dmaps))
+	for name, d := range part.dmaps {
+		ds := DMapSnapshot{Name: name, Entries: make([]EntrySnapshot, 0, d.tab.n)}
+		d.tab.each(func(k string, ent *kvEntry) bool {
+			ds.Entries = append(ds.Entries, EntrySnapshot{Key: k, Value: ent.value(len(k)), Version: ent.version, ExpireAt: ent.expireAt})
+			return true
+		})
+		for k, ls := range d.locks {
+			ds.Locks = append(ds.Locks, LockSnapshot{Key: k, Token: ls.token, ExpireAt: ls.expireAt})
+		}
+		if len(ds.Entries) == 0 {
+			ds.Entries = nil
+		}
+		s.DMaps = append(s.DMaps, ds)
+	}
+	part.mu.Unlock()
+	slices.SortFunc(s.DMaps, func(a, b DMapSnapshot) int { return cmp.Compare(a.Name, b.Name) })
+	for i := range s.DMaps {
+		slices.SortFunc(s.DMaps[i].Entries, func(a, b EntrySnapshot) int { return cmp.Compare(a.Key, b.Key) })
+		slices.SortFunc(s.DMaps[i].Locks, func(a, b LockSnapshot) int { return cmp.Compare(a.Key, b.Key) })
+	}
+	if len(s.DMaps) == 0 {
+		s.DMaps = nil
+	}
+	return s, nil
+}
+
+// Validate checks that s is a well-formed snapshot of partition p: known
+// format, sequence and epochs in range, valid and unique DMap names and
+// keys, values within the hard limit, no version or token newer than the
+// sequence number, non-negative expiries.
+func (s *PartitionSnapshot) Validate(p uint32) error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: snapshot of partition %d: "+format, append([]any{ErrInvalid, p}, args...)...)
+	}
+	switch {
+	case s == nil:
+		return fmt.Errorf("%w: nil snapshot", ErrInvalid)
+	case s.Format != SnapshotFormat:
+		return bad("format %d, want %d", s.Format, SnapshotFormat)
+	case s.Partition != p:
+		return bad("it is of partition %d", s.Partition)
+	case s.Seq > maxSeq:
+		return bad("sequence %d out of range", s.Seq)
+	case s.Fence >= MaxEpoch:
+		return bad("fence epoch %d out of range", s.Fence)
+	}
+	versionOK := func(v uint64) bool { return v != 0 && v&maxSeq <= s.Seq && v>>seqBits <= s.Fence }
+	names := make(map[string]struct{}, len(s.DMaps))
+	for i := range s.DMaps {
+		d := &s.DMaps[i]
+		if d.Name == "" || len(d.Name) > MaxDMapNameLen {
+			return bad("dmap %d: name of %d bytes", i, len(d.Name))
+		}
+		if _, dup := names[d.Name]; dup {
+			return bad("dmap %q twice", d.Name)
+		}
+		names[d.Name] = struct{}{}
+		keys := make(map[string]struct{}, len(d.Entries))
+		for j := range d.Entries {
+			en := &d.Entries[j]
+			switch {
+			case en.Key == "" || len(en.Key) > MaxKeyLen:
+				return bad("dmap %q: entry %d: key of %d bytes", d.Name, j, len(en.Key))
+			case len(en.Value) > maxValueLenLimit:
+				return bad("dmap %q: key %q: value of %d bytes", d.Name, en.Key, len(en.Value))
+			case !versionOK(en.Version):
+				return bad("dmap %q: key %q: version %d beyond sequence %d and fence %d", d.Name, en.Key, en.Version, s.Seq, s.Fence)
+			case en.ExpireAt < 0:
+				return bad("dmap %q: key %q: negative expiry", d.Name, en.Key)
+			}
+			if _, dup := keys[en.Key]; dup {
+				return bad("dmap %q: key %q twice", d.Name, en.Key)
+			}
+			keys[en.Key] = struct{}{}
+		}
+		clear(keys)
+		for j := range d.Locks {
+			l := &d.Locks[j]
+			switch {
+			case l.Key == "" || len(l.Key) > MaxKeyLen:
+				return bad("dmap %q: lock %d: key of %d bytes", d.Name, j, len(l.Key))
+			case !versionOK(l.Token):
+				return bad("dmap %q: lock %q: token %d beyond sequence %d and fence %d", d.Name, l.Key, l.Token, s.Seq, s.Fence)
+			case l.ExpireAt <= 0:
+				return bad("dmap %q: lock %q: no lease", d.Name, l.Key)
+			}
+			if _, dup := keys[l.Key]; dup {
+				return bad("dmap %q: lock %q twice", d.Name, l.Key)
+			}
+			keys[l.Key] = struct{}{}
+		}
+	}
+	return nil
+}
+
+// Install replaces partition p with snapshot s (when p moves to this
+// member). s is validated first; a refused snapshot changes nothing. The
+// values are copied, so s may be discarded. The fence becomes the higher
+// of p's and s's; lock waiters are woken (they re-check against the new
+// state). This member is not p's primary until a Do serves p. Limits are
+// not enforced on install: the next write evicts as needed.
+func (e *Engine) Install(p uint32, s *PartitionSnapshot) error {
+	part, err := e.partition(p)
+	if err != nil {
+		return err
+	}
+	if err := s.Validate(p); err != nil {
+		return err
+	}
+	now := e.nowNanos()
+	dmaps := make(map[string]*dmapStore, len(s.DMaps))
+	for i := range s.DMaps {
+		ds := &s.DMaps[i]
+		d := &dmapStore{name: ds.Name, pol: e.policyFor(ds.Name), ctr: e.countersFor(ds.Name)}
+		for j := range ds.Entries {
+			en := &ds.Entries[j]
+			ent, key := newKVEntry(en.Key, en.Value, en.Version, en.ExpireAt, now)
+			d.tab.set(key, keyHash(key), ent)
+			d.bytes += ent.size(len(key))
+			if en.ExpireAt != 0 {
+				d.setExpires(key)
+			}
+		}
+		if len(ds.Locks) > 0 {
+			d.locks = make(map[string]*lockState, len(ds.Locks))
+			for _, l := range ds.Locks {
+				d.locks[l.Key] = &lockState{token: l.Token, expireAt: l.ExpireAt}
+			}
+		}
+		dmaps[ds.Name] = d
+	}
+	if len(dmaps) == 0 {
+		dmaps = nil
+	}
+	part.mu.Lock()
+	defer part.mu.Unlock()
+	part.resetLocked()
+	part.dmaps = dmaps
+	part.seq = s.Seq
+	part.raiseFenceLocked(s.Fence)
+	return nil
+}
+
+// Drop deletes partition p's values, locks and sequence number (when p
+// moved away from this member) and wakes its lock waiters. The fence epoch
+// is kept: a late request of a superseded epoch still fails.
+func (e *Engine) Drop(p uint32) {
+	part, err := e.partition(p)
+	if err != nil {
+		return
+	}
+	part.mu.Lock()
+	part.resetLocked()
+	part.mu.Unlock()
+}
+
+// Holds reports whether this engine has data or state for partition p:
+// any DMap (even emptied) or a sequence number above 0. Dropped or never
+// written partitions are not held; the fence epoch alone does not count.
+func (e *Engine) Holds(p uint32) bool {
+	part, err := e.partition(p)
+	if err != nil {
+		return false
+	}
+	part.mu.Lock()
+	defer part.mu.Unlock()
+	return part.seq != 0 || len(part.dmaps) != 0
+}
+
+// Fence raises partition p's fence epoch to at least epoch: after it
+// returns, no Do with an older epoch applies to p (and lock waiters of an
+// older epoch give up).
+func (e *Engine) Fence(p uint32, epoch uint64) {
+	part, err := e.partition(p)
+	if err != nil {
+		return
+	}
+	part.mu.Lock()
+	part.raiseFenceLocked(epoch)
+	part.mu.Unlock()
+}

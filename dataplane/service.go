@@ -1,0 +1,814 @@
+package dataplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/olric-raft/olric-raft/internal/strictmsgpack"
+	"github.com/olric-raft/olric-raft/metadata"
+)
+
+// Routing is what the service needs from the control plane: the committed
+// routing table and a way to wait for a newer one.
+type Routing interface {
+	ID() metadata.NodeID
+	Routing() *metadata.RoutingTable
+	WaitRouting(ctx context.Context, version uint64) (*metadata.RoutingTable, error)
+}
+
+// Caller sends cluster RPCs to other members (transport.Client).
+type Caller interface {
+	Call(ctx context.Context, addr, method string, req, resp any) error
+}
+
+// LossReporter tells the Raft leader that partition p, just given to this
+// member at leader epoch epoch, cannot be filled: the member that held its
+// data is gone. The leader then marks the partition unavailable (CP: never
+// served empty as if nothing had been lost).
+type LossReporter func(ctx context.Context, p uint32, epoch uint64) error
+
+// Cluster RPC methods served by the service.
+const (
+	MethodDo       = "dmap.do"       // run a Request on its partition's primary
+	MethodTransfer = "dmap.transfer" // new primary pulls a partition from the previous one
+	MethodRelease  = "dmap.release"  // new primary has installed it: the previous one may drop it
+)
+
+// ServiceConfig configures a Service.
+type ServiceConfig struct {
+	// PartitionCount of the cluster (from the routing table).
+	PartitionCount uint32
+	Engine         *Engine
+	Routing        Routing
+	Caller         Caller
+	// ReportLost is called when a partition's previous primary is gone.
+	ReportLost LossReporter
+	// MarkWritten commits, through the Raft leader, that partition p (led
+	// here at epoch) is about to take its first write, and returns the
+	// routing version that records it. Required.
+	MarkWritten func(ctx context.Context, p uint32, epoch uint64) (uint64, error)
+	Logger      *slog.Logger
+	// RouteTimeout bounds how long one request may spend waiting for routing
+	// to settle (stale routing, a partition being handed over) before it
+	// fails with ErrUnavailable. Default 3s.
+	RouteTimeout time.Duration
+	// TransferConcurrency bounds partitions pulled at once. Default 4.
+	TransferConcurrency int
+	// NeverSent tells whether a Caller error means the request surely did
+	// not leave this member (so a write may be retried); nil: never sure.
+	NeverSent func(error) bool
+}
+
+// Service routes DMap requests to partition primaries and serves the
+// partitions this member is primary of. See doc.go for the protocol.
+type Service struct {
+	cfg    ServiceConfig
+	log    *slog.Logger
+	engine *Engine
+	self   metadata.NodeID
+
+	mu struct {
+		sync.Mutex
+		// ready[p] is the leader epoch at which this member holds partition
+		// p's data as its primary (0: not serving p).
+		ready []uint64
+		// pulling[p] is the epoch a transfer goroutine is filling p for.
+		pulling []uint64
+		// held[p] is the last epoch at which this member was p's ready
+		// primary (it may hand the data over to the next primary).
+		held []uint64
+		// marking[p] is closed when an in-flight MarkWritten for p ends.
+		marking map[uint32]chan struct{}
+	}
+	sem     chan struct{}
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	closeMu sync.Once
+}
+
+// NewService returns a service; call OnRouting with every new table.
+func NewService(cfg ServiceConfig) (*Service, error) {
+	if cfg.Engine == nil || cfg.Routing == nil || cfg.Caller == nil || cfg.PartitionCount == 0 || cfg.MarkWritten == nil {
+		return nil, fmt.Errorf("%w: service needs a partition count, an engine, routing, a caller and MarkWritten", ErrInvalid)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.RouteTimeout <= 0 {
+		cfg.RouteTimeout = 3 * time.Second
+	}
+	if cfg.TransferConcurrency <= 0 {
+		cfg.TransferConcurrency = 4
+	}
+	s := &Service{
+		cfg:    cfg,
+		log:    cfg.Logger.With("component", "dataplane"),
+		engine: cfg.Engine,
+		self:   cfg.Routing.ID(),
+		sem:    make(chan struct{}, cfg.TransferConcurrency),
+		stop:   make(chan struct{}),
+	}
+	n := cfg.PartitionCount
+	s.mu.ready = make([]uint64, n)
+	s.mu.pulling = make([]uint64, n)
+	s.mu.held = make([]uint64, n)
+	s.mu.marking = make(map[uint32]chan struct{})
+	return s, nil
+}
+
+// Close stops the transfer goroutines and waits for them. Idempotent.
+func (s *Service) Close() {
+	s.closeMu.Do(func() { close(s.stop) })
+	s.wg.Wait()
+}
+
+// OnRouting adapts the service to a newly committed routing table. The
+// node calls it from one goroutine, in version order (it may skip
+// versions: every decision is made from the table alone).
+//
+//  1. Partitions this member no longer leads are fenced at their new epoch
+//     at once: an in-flight write of the old epoch cannot apply after this.
+//  2. Partitions it newly leads are filled: fresh ones (no previous
+//     primary) start empty; others are pulled from the previous primary,
+//     which has fenced them; if that member is gone, the loss is reported
+//     to the leader. Until filled, requests for them wait (bounded).
+func (s *Service) OnRouting(t *metadata.RoutingTable) {
+	if !t.Initialized() {
+		return
+	}
+	var pulls []metadata.Partition
+	s.mu.Lock()
+	for i := range t.Partitions {
+		p := t.Partitions[i]
+		if p.Primary != s.self {
+			if s.mu.ready[p.ID] != 0 {
+				s.mu.held[p.ID] = s.mu.ready[p.ID]
+				s.mu.ready[p.ID] = 0
+			}
+			s.engine.Fence(p.ID, p.LeaderEpoch)
+			continue
+		}
+		if s.mu.ready[p.ID] == p.LeaderEpoch || s.mu.pulling[p.ID] == p.LeaderEpoch {
+			continue
+		}
+		if p.PrevPrimary == "" || !p.Written {
+			// Fresh: first assignment, force-assigned after a loss, or never
+			// written (no write was ever acknowledged: the first one waits
+			// for the Written mark). Data held here from an earlier life of
+			// the partition is stale.
+			s.engine.Drop(p.ID)
+			s.engine.Fence(p.ID, p.LeaderEpoch)
+			s.mu.ready[p.ID] = p.LeaderEpoch
+			continue
+		}
+		if p.PrevPrimary == s.self && s.mu.held[p.ID] == p.PrevEpoch && p.PrevEpoch != 0 {
+			// We were its ready primary just before: keep serving.
+			s.engine.Fence(p.ID, p.LeaderEpoch)
+			s.mu.ready[p.ID] = p.LeaderEpoch
+			continue
+		}
+		s.mu.ready[p.ID] = 0
+		s.mu.pulling[p.ID] = p.LeaderEpoch
+		pulls = append(pulls, p)
+	}
+	s.mu.Unlock()
+	for _, p := range pulls {
+		s.wg.Add(1)
+		go s.acquire(t, p)
+	}
+}
+
+// acquire fills partition p (led by this member at p.LeaderEpoch) from its
+// previous primary, retrying until it succeeds, the partition moves on,
+// the previous primary is known to be gone, or the service closes.
+func (s *Service) acquire(t *metadata.RoutingTable, p metadata.Partition) {
+	defer s.wg.Done()
+	defer func() {
+		s.mu.Lock()
+		if s.mu.pulling[p.ID] == p.LeaderEpoch {
+			s.mu.pulling[p.ID] = 0
+		}
+		s.mu.Unlock()
+	}()
+	select {
+	case s.sem <- struct{}{}:
+		defer func() { <-s.sem }()
+	case <-s.stop:
+		return
+	}
+	wait := 10 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		cur := s.cfg.Routing.Routing()
+		if cp, ok := cur.Partition(p.ID); !ok || cp.Primary != s.self || cp.LeaderEpoch != p.LeaderEpoch {
+			return // moved on; OnRouting takes it from here
+		}
+		prev, known := cur.Member(p.PrevPrimary)
+		if !known || prev.State == metadata.MemberFailed {
+			s.reportLost(p, prev, known)
+			return
+		}
+		err := s.pull(p, prev, cur.Version)
+		if err == nil {
+			return
+		}
+		if attempt%20 == 0 {
+			s.log.Warn("pulling partition from previous primary", "partition", p.ID, "epoch", p.LeaderEpoch,
+				"from", p.PrevPrimary, "err", err)
+		}
+		if errors.Is(err, errNotHolder) {
+			// The previous primary never held the data at its epoch (it was
+			// itself still filling it): the data is not there to take.
+			s.reportLost(p, prev, known)
+			return
+		}
+		select {
+		case <-s.stop:
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 500*time.Millisecond)
+	}
+}
+
+func (s *Service) reportLost(p metadata.Partition, prev metadata.Member, known bool) {
+	state := "removed"
+	if known {
+		state = prev.State.String()
+	}
+	s.log.Error("partition data lost: its previous primary cannot hand it over; reporting it unavailable",
+		"partition", p.ID, "epoch", p.LeaderEpoch, "previous_primary", p.PrevPrimary, "previous_state", state)
+	if s.cfg.ReportLost == nil {
+		return
+	}
+	wait := 50 * time.Millisecond
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := s.cfg.ReportLost(ctx, p.ID, p.LeaderEpoch)
+		cancel()
+		if err == nil {
+			return
+		}
+		cur := s.cfg.Routing.Routing()
+		if cp, ok := cur.Partition(p.ID); !ok || cp.LeaderEpoch != p.LeaderEpoch {
+			return
+		}
+		select {
+		case <-s.stop:
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, time.Second)
+	}
+}
+
+// transferRequest asks the previous primary for partition P as of leader
+// epoch Epoch (the new primary's), once its routing reaches Version.
+type transferRequest struct {
+	P       uint32 `msgpack:"p"`
+	Epoch   uint64 `msgpack:"e"`
+	Version uint64 `msgpack:"v"`
+}
+
+type transferReply struct {
+	Code     string             `msgpack:"code,omitempty"`
+	Message  string             `msgpack:"msg,omitempty"`
+	Snapshot *PartitionSnapshot `msgpack:"snap,omitempty"`
+}
+
+var errNotHolder = errors.New("dataplane: previous primary does not hold the partition")
+
+func (s *Service) pull(p metadata.Partition, prev metadata.Member, version uint64) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var reply transferReply
+	if err := s.cfg.Caller.Call(ctx, prev.ClusterAddr, MethodTransfer, &transferRequest{P: p.ID, Epoch: p.LeaderEpoch, Version: version}, &reply); err != nil {
+		return err
+	}
+	if reply.Code == codeNotHolder {
+		return fmt.Errorf("%w: %s", errNotHolder, reply.Message)
+	}
+	if reply.Code != "" {
+		return fmt.Errorf("transfer of partition %d refused: %s: %s", p.ID, reply.Code, reply.Message)
+	}
+	if reply.Snapshot == nil {
+		return fmt.Errorf("transfer of partition %d: empty reply", p.ID)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur := s.cfg.Routing.Routing()
+	if cp, ok := cur.Partition(p.ID); !ok || cp.Primary != s.self || cp.LeaderEpoch != p.LeaderEpoch {
+		return nil // moved on while we copied
+	}
+	if err := s.engine.Install(p.ID, reply.Snapshot); err != nil {
+		return err
+	}
+	s.engine.Fence(p.ID, p.LeaderEpoch)
+	s.mu.ready[p.ID] = p.LeaderEpoch
+	s.log.Info("partition handed over", "partition", p.ID, "epoch", p.LeaderEpoch, "from", prev.ID)
+	// Let the previous primary free its copy (best effort: it keeps a
+	// stale, fenced copy if this is lost).
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		rctx, rcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer rcancel()
+		_ = s.cfg.Caller.Call(rctx, prev.ClusterAddr, MethodRelease, &transferRequest{P: p.ID, Epoch: p.LeaderEpoch, Version: cur.Version}, nil)
+	}()
+	return nil
+}
+
+const codeNotHolder = "not_holder"
+
+// serveTransfer runs on the previous primary: once its routing shows the
+// partition led elsewhere at req.Epoch, it fences the partition at that
+// epoch and returns a snapshot, taken under the partition lock after the
+// fence, so no write of the old epoch can follow it.
+func (s *Service) serveTransfer(ctx context.Context, req transferRequest) transferReply {
+	// Wait until our own table shows the partition at the new epoch (not a
+	// routing version: a member that is leaving is no longer in Raft and
+	// may never see later versions).
+	t := s.cfg.Routing.Routing()
+	for {
+		p, ok := t.Partition(req.P)
+		if !ok && t.Initialized() {
+			return transferReply{Code: CodeInvalid, Message: "no such partition"}
+		}
+		if ok && p.LeaderEpoch >= req.Epoch {
+			break
+		}
+		var err error
+		if t, err = s.cfg.Routing.WaitRouting(ctx, t.Version+1); err != nil {
+			return transferReply{Code: CodeUnavailable, Message: err.Error()}
+		}
+	}
+	p, _ := t.Partition(req.P)
+	if p.LeaderEpoch != req.Epoch || p.Primary == s.self || p.PrevPrimary != s.self {
+		return transferReply{Code: CodeStaleRouting, Message: fmt.Sprintf("partition %d is at epoch %d led by %q (previously %q)", p.ID, p.LeaderEpoch, p.Primary, p.PrevPrimary)}
+	}
+	s.mu.Lock()
+	held := s.mu.held[p.ID]
+	if s.mu.ready[p.ID] != 0 { // OnRouting has not run for this table yet
+		held = s.mu.ready[p.ID]
+	}
+	s.mu.Unlock()
+	if held != p.PrevEpoch {
+		return transferReply{Code: codeNotHolder, Message: fmt.Sprintf("held partition %d at epoch %d, not %d", p.ID, held, p.PrevEpoch)}
+	}
+	snap, err := s.engine.Snapshot(p.ID, req.Epoch)
+	if err != nil {
+		return transferReply{Code: CodeUnavailable, Message: err.Error()}
+	}
+	return transferReply{Snapshot: snap}
+}
+
+// WaitHandedOver waits until every partition this member led has been
+// pulled by its new primary (released), or ctx ends. A leaving member
+// calls it before it stops serving transfers.
+func (s *Service) WaitHandedOver(ctx context.Context) error {
+	for {
+		t := s.cfg.Routing.Routing()
+		s.mu.Lock()
+		pending := 0
+		for pid, h := range s.mu.held {
+			// Still expected to be pulled from us: the partition's current
+			// primary took it over from us at the epoch we held.
+			// (a never-written partition is started afresh, not pulled).
+			if p, ok := t.Partition(uint32(pid)); ok && h != 0 && p.Written && p.PrevPrimary == s.self && p.PrevEpoch == h {
+				pending++
+			}
+		}
+		s.mu.Unlock()
+		if pending == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%d partitions not yet taken over: %w", pending, ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+func (s *Service) serveRelease(req transferRequest) {
+	t := s.cfg.Routing.Routing()
+	p, ok := t.Partition(req.P)
+	if !ok || p.Primary == s.self || p.LeaderEpoch < req.Epoch {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mu.ready[p.ID] == 0 && s.mu.pulling[p.ID] == 0 {
+		s.engine.Drop(p.ID)
+		s.mu.held[p.ID] = 0
+	}
+}
+
+// rpcReply carries a request's result or its error code across the wire,
+// with the routing version the receiver acted on.
+type rpcReply struct {
+	Code    string    `msgpack:"code,omitempty"`
+	Message string    `msgpack:"msg,omitempty"`
+	Version uint64    `msgpack:"rv,omitempty"`
+	Resp    *Response `msgpack:"resp,omitempty"`
+}
+
+// errPartitionNotReady: this member leads the partition but is still
+// filling it; the caller retries (bounded).
+var errPartitionNotReady = errors.New("dataplane: partition is being handed over")
+
+const codeNotReady = "partition_not_ready"
+
+// ServeRPC is the cluster-port handler for the dmap.* methods.
+func (s *Service) ServeRPC(ctx context.Context, method string, body []byte) ([]byte, error) {
+	switch method {
+	case MethodDo:
+		var req Request
+		if err := strictmsgpack.Unmarshal(body, &req); err != nil {
+			return msgpack.Marshal(rpcReply{Code: CodeInvalid, Message: err.Error()})
+		}
+		resp, version, err := s.local(ctx, &req)
+		reply := rpcReply{Version: version, Resp: resp}
+		if err != nil {
+			reply.Resp = nil
+			reply.Code, reply.Message = codeFor(err), err.Error()
+		}
+		return msgpack.Marshal(reply)
+	case MethodTransfer:
+		var req transferRequest
+		if err := strictmsgpack.Unmarshal(body, &req); err != nil {
+			return msgpack.Marshal(transferReply{Code: CodeInvalid, Message: err.Error()})
+		}
+		return msgpack.Marshal(s.serveTransfer(ctx, req))
+	case MethodRelease:
+		var req transferRequest
+		if err := strictmsgpack.Unmarshal(body, &req); err == nil {
+			s.serveRelease(req)
+		}
+		return msgpack.Marshal(struct{}{})
+	}
+	return nil, fmt.Errorf("dataplane: unknown method %q", method)
+}
+
+func codeFor(err error) string {
+	if errors.Is(err, errPartitionNotReady) {
+		return codeNotReady
+	}
+	if c := CodeOf(err); c != "" {
+		return c
+	}
+	return CodeUnavailable
+}
+
+// partitionOf returns the partition a request addresses.
+func partitionOf(t *metadata.RoutingTable, req *Request) (uint32, error) {
+	switch req.Op {
+	case OpScan, OpDestroy:
+		if req.Partition >= t.PartitionCount {
+			return 0, fmt.Errorf("%w: partition %d out of range", ErrInvalid, req.Partition)
+		}
+		return req.Partition, nil
+	}
+	return metadata.PartitionOf(req.DMap, req.Key, t.PartitionCount), nil
+}
+
+// local serves req as the primary of its partition. It returns the routing
+// version it acted on (so a forwarder told "stale" knows what to wait for).
+func (s *Service) local(ctx context.Context, req *Request) (*Response, uint64, error) {
+	t := s.cfg.Routing.Routing()
+	if req.RoutingVersion > t.Version {
+		wctx, cancel := context.WithTimeout(ctx, s.cfg.RouteTimeout)
+		nt, err := s.cfg.Routing.WaitRouting(wctx, req.RoutingVersion)
+		cancel()
+		if err != nil {
+			return nil, t.Version, fmt.Errorf("%w: routing version %d not reached here", ErrUnavailable, req.RoutingVersion)
+		}
+		t = nt
+	}
+	if !t.Initialized() {
+		return nil, t.Version, fmt.Errorf("%w: routing table not initialized", ErrUnavailable)
+	}
+	pid, err := partitionOf(t, req)
+	if err != nil {
+		return nil, t.Version, err
+	}
+	p := t.Partitions[pid]
+	if p.Primary != s.self {
+		return nil, t.Version, fmt.Errorf("%w: %s is not the primary of partition %d at version %d", ErrStaleRouting, s.self, pid, t.Version)
+	}
+	if req.LeaderEpoch != 0 && req.LeaderEpoch != p.LeaderEpoch {
+		return nil, t.Version, fmt.Errorf("%w: partition %d is at epoch %d, request at %d", ErrStaleRouting, pid, p.LeaderEpoch, req.LeaderEpoch)
+	}
+	s.mu.Lock()
+	ready := s.mu.ready[pid] == p.LeaderEpoch
+	s.mu.Unlock()
+	if !ready {
+		return nil, t.Version, fmt.Errorf("%w: partition %d at epoch %d", errPartitionNotReady, pid, p.LeaderEpoch)
+	}
+	if req.Op.IsWrite() && req.Op != OpDestroy && !p.Written {
+		if t, err = s.ensureWritten(ctx, pid, p.LeaderEpoch); err != nil {
+			return nil, t.Version, err
+		}
+	}
+	resp, err := s.engine.Do(ctx, pid, p.LeaderEpoch, req)
+	if errors.Is(err, ErrFencedEpoch) {
+		// The partition moved on between our routing check and the engine.
+		return nil, t.Version, fmt.Errorf("%w: %w", ErrStaleRouting, err)
+	}
+	if resp != nil {
+		resp.RoutingVersion = t.Version
+	}
+	return resp, t.Version, err
+}
+
+// ensureWritten has partition pid marked written in a committed routing
+// entry before its first write is acknowledged, so that losing its holder
+// is known to lose data. Concurrent first writes share one proposal.
+func (s *Service) ensureWritten(ctx context.Context, pid uint32, epoch uint64) (*metadata.RoutingTable, error) {
+	for {
+		t := s.cfg.Routing.Routing()
+		p := t.Partitions[pid]
+		if p.Primary != s.self || p.LeaderEpoch != epoch {
+			return t, fmt.Errorf("%w: partition %d moved while marking it written", ErrStaleRouting, pid)
+		}
+		if p.Written {
+			return t, nil
+		}
+		s.mu.Lock()
+		ch, busy := s.mu.marking[pid]
+		if !busy {
+			ch = make(chan struct{})
+			s.mu.marking[pid] = ch
+		}
+		s.mu.Unlock()
+		if busy {
+			select {
+			case <-ch:
+				continue
+			case <-ctx.Done():
+				return t, ctx.Err()
+			}
+		}
+		mctx, cancel := context.WithTimeout(ctx, s.cfg.RouteTimeout)
+		version, err := s.cfg.MarkWritten(mctx, pid, epoch)
+		if err == nil {
+			_, err = s.cfg.Routing.WaitRouting(mctx, version)
+		}
+		cancel()
+		s.mu.Lock()
+		delete(s.mu.marking, pid)
+		close(ch)
+		s.mu.Unlock()
+		if err != nil {
+			return t, fmt.Errorf("%w: marking partition %d written: %v", errPartitionNotReady, pid, err)
+		}
+	}
+}
+
+// Do routes one request to its partition's primary — this member or another
+// over the cluster RPC — and returns its result. While routing settles
+// (stale routing, a partition being handed over, a primary unreachable) it
+// retries for up to RouteTimeout, then fails with ErrUnavailable. A write
+// whose outcome is unknown fails with ErrIndeterminate.
+func (s *Service) Do(ctx context.Context, req *Request) (*Response, error) {
+	if err := validateRequest(req); err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(s.cfg.RouteTimeout)
+	wait := 5 * time.Millisecond
+	var lastErr error
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			if time.Now().After(deadline) {
+				return nil, fmt.Errorf("%w: %w", ErrUnavailable, lastErr)
+			}
+			select {
+			case <-ctx.Done():
+				return nil, s.ctxErr(ctx, req, lastErr)
+			case <-time.After(wait):
+			}
+			wait = min(2*wait, 200*time.Millisecond)
+		}
+		t := s.cfg.Routing.Routing()
+		if !t.Initialized() {
+			lastErr = fmt.Errorf("%w: routing table not initialized", ErrUnavailable)
+			continue
+		}
+		pid, err := partitionOf(t, req)
+		if err != nil {
+			return nil, err
+		}
+		p := t.Partitions[pid]
+		if p.State == metadata.PartitionUnavailable {
+			return nil, fmt.Errorf("%w: partition %d has no replica left (see 'olric-raft status')", ErrUnavailable, pid)
+		}
+		fwd := *req
+		fwd.RoutingVersion, fwd.LeaderEpoch = t.Version, p.LeaderEpoch
+		var (
+			resp    *Response
+			version uint64
+		)
+		if p.Primary == s.self {
+			resp, version, err = s.local(ctx, &fwd)
+		} else {
+			resp, version, err = s.forward(ctx, t, p.Primary, &fwd)
+		}
+		switch {
+		case err == nil:
+			return resp, nil
+		case errors.Is(err, ErrStaleRouting):
+			lastErr = err
+			if version > t.Version {
+				wctx, cancel := context.WithDeadline(ctx, deadline)
+				_, _ = s.cfg.Routing.WaitRouting(wctx, version)
+				cancel()
+			}
+			wait = time.Millisecond
+		case errors.Is(err, errPartitionNotReady), errors.Is(err, errUnreachable):
+			lastErr = err
+		case errors.Is(err, errConnection):
+			if req.Op.IsWrite() {
+				return nil, fmt.Errorf("%w: %w", ErrIndeterminate, err)
+			}
+			lastErr = err
+		default:
+			if ctx.Err() != nil {
+				return nil, s.ctxErr(ctx, req, err)
+			}
+			return nil, err
+		}
+	}
+}
+
+func (s *Service) ctxErr(ctx context.Context, req *Request, last error) error {
+	if req.Op.IsWrite() {
+		return fmt.Errorf("%w: %w (last: %v)", ErrIndeterminate, ctx.Err(), last)
+	}
+	return fmt.Errorf("%w: %w (last: %v)", ErrUnavailable, ctx.Err(), last)
+}
+
+var (
+	// errUnreachable: the request was never sent (dial failed): safe to retry.
+	errUnreachable = errors.New("dataplane: primary unreachable")
+	// errConnection: the request may have been sent; its outcome is unknown.
+	errConnection = errors.New("dataplane: connection to primary failed")
+)
+
+// forward sends req to the member primary.
+func (s *Service) forward(ctx context.Context, t *metadata.RoutingTable, primary metadata.NodeID, req *Request) (*Response, uint64, error) {
+	m, ok := t.Member(primary)
+	if !ok {
+		return nil, t.Version, fmt.Errorf("%w: primary %s not in routing", ErrStaleRouting, primary)
+	}
+	var reply rpcReply
+	if err := s.cfg.Caller.Call(ctx, m.ClusterAddr, MethodDo, req, &reply); err != nil {
+		if s.isNeverSent(err) {
+			return nil, t.Version, fmt.Errorf("%w: %s: %v", errUnreachable, primary, err)
+		}
+		if ctx.Err() != nil {
+			return nil, t.Version, ctx.Err()
+		}
+		return nil, t.Version, fmt.Errorf("%w: %s: %v", errConnection, primary, err)
+	}
+	if reply.Code == "" {
+		if reply.Resp == nil {
+			reply.Resp = &Response{}
+		}
+		return reply.Resp, reply.Version, nil
+	}
+	if reply.Code == codeNotReady {
+		return nil, reply.Version, fmt.Errorf("%w: %s", errPartitionNotReady, reply.Message)
+	}
+	if sentinel := ErrorOf(reply.Code); sentinel != nil {
+		return nil, reply.Version, fmt.Errorf("%w: %s", sentinel, strings.TrimPrefix(reply.Message, sentinel.Error()+": "))
+	}
+	return nil, reply.Version, fmt.Errorf("%w: %s: %s", ErrUnavailable, reply.Code, reply.Message)
+}
+
+func (s *Service) isNeverSent(err error) bool {
+	return s.cfg.NeverSent != nil && s.cfg.NeverSent(err)
+}
+
+// Scan returns up to limit keys of dmap matching match, starting at cursor
+// ("" for the beginning), and the cursor of the next page ("" when every
+// partition has been walked). The cursor names a partition and a position
+// in it, so a full scan visits every partition once, in order.
+func (s *Service) Scan(ctx context.Context, dmap, match, cursor string, limit int) ([]string, string, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	if limit > MaxScanLimit {
+		return nil, "", fmt.Errorf("%w: limit %d over %d", ErrInvalid, limit, MaxScanLimit)
+	}
+	pid, inner, err := parseCursor(cursor)
+	if err != nil {
+		return nil, "", err
+	}
+	t := s.cfg.Routing.Routing()
+	if !t.Initialized() {
+		return nil, "", fmt.Errorf("%w: routing table not initialized", ErrUnavailable)
+	}
+	if pid >= t.PartitionCount {
+		return nil, "", fmt.Errorf("%w: cursor names partition %d of %d", ErrInvalid, pid, t.PartitionCount)
+	}
+	var keys []string
+	for pid < t.PartitionCount && len(keys) < limit {
+		resp, err := s.Do(ctx, &Request{Op: OpScan, DMap: dmap, Partition: pid, Match: match, Cursor: inner, Limit: limit - len(keys)})
+		if err != nil {
+			return keys, formatCursor(pid, inner), err
+		}
+		keys = append(keys, resp.Keys...)
+		if resp.Cursor == "" {
+			pid, inner = pid+1, ""
+		} else {
+			inner = resp.Cursor
+		}
+	}
+	if pid >= t.PartitionCount {
+		return keys, "", nil
+	}
+	return keys, formatCursor(pid, inner), nil
+}
+
+func formatCursor(pid uint32, inner string) string {
+	return strconv.FormatUint(uint64(pid), 10) + ":" + inner
+}
+
+func parseCursor(c string) (uint32, string, error) {
+	if c == "" {
+		return 0, "", nil
+	}
+	ps, inner, ok := strings.Cut(c, ":")
+	p, err := strconv.ParseUint(ps, 10, 32)
+	if !ok || err != nil {
+		return 0, "", fmt.Errorf("%w: malformed scan cursor", ErrInvalid)
+	}
+	return uint32(p), inner, nil
+}
+
+// Destroy removes dmap from every partition.
+func (s *Service) Destroy(ctx context.Context, dmap string) error {
+	if err := validateName(dmap); err != nil {
+		return err
+	}
+	t := s.cfg.Routing.Routing()
+	if !t.Initialized() {
+		return fmt.Errorf("%w: routing table not initialized", ErrUnavailable)
+	}
+	errs := make([]error, t.PartitionCount)
+	sem := make(chan struct{}, 16)
+	var wg sync.WaitGroup
+	for pid := range t.PartitionCount {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			_, errs[pid] = s.Do(ctx, &Request{Op: OpDestroy, DMap: dmap, Partition: pid})
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func validateName(dmap string) error {
+	if dmap == "" {
+		return fmt.Errorf("%w: empty dmap name", ErrInvalid)
+	}
+	if len(dmap) > MaxDMapNameLen {
+		return fmt.Errorf("%w: dmap name of %d bytes, limit %d", ErrTooLarge, len(dmap), MaxDMapNameLen)
+	}
+	return nil
+}
+
+// validateRequest checks what can be checked before routing (the engine
+// checks everything again on the primary).
+func validateRequest(req *Request) error {
+	if req == nil {
+		return fmt.Errorf("%w: nil request", ErrInvalid)
+	}
+	if err := validateName(req.DMap); err != nil {
+		return err
+	}
+	switch req.Op {
+	case OpScan, OpDestroy:
+	default:
+		if req.Op < OpGet || req.Op > OpExists {
+			return fmt.Errorf("%w: unknown operation %d", ErrInvalid, req.Op)
+		}
+		if req.Key == "" {
+			return fmt.Errorf("%w: empty key", ErrInvalid)
+		}
+		if len(req.Key) > MaxKeyLen {
+			return fmt.Errorf("%w: key of %d bytes, limit %d", ErrTooLarge, len(req.Key), MaxKeyLen)
+		}
+	}
+	return nil
+}
