@@ -812,3 +812,39 @@ func validateRequest(req *Request) error {
 	}
 	return nil
 }
+
+// DeleteMany deletes every key of keys in dmap — on every primary that
+// holds one — and returns only when each delete has completed (Olric's
+// multi-key delete returns after the first remote owner). It reports how
+// many keys existed. On error some keys may have been deleted.
+func (s *Service) DeleteMany(ctx context.Context, dmap string, keys []string) (int, error) {
+	if err := validateName(dmap); err != nil {
+		return 0, err
+	}
+	deleted := make([]bool, len(keys))
+	errs := make([]error, len(keys))
+	sem := make(chan struct{}, 32)
+	var wg sync.WaitGroup
+	for i, k := range keys {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			resp, err := s.Do(ctx, &Request{Op: OpDelete, DMap: dmap, Key: k})
+			if err != nil {
+				errs[i] = fmt.Errorf("key %q: %w", k, err)
+				return
+			}
+			deleted[i] = resp.Deleted
+		}()
+	}
+	wg.Wait()
+	n := 0
+	for _, d := range deleted {
+		if d {
+			n++
+		}
+	}
+	return n, errors.Join(errs...)
+}

@@ -80,11 +80,22 @@ func TestDataPlaneAnyMemberServesAnyKey(t *testing.T) {
 		}
 		seen[k] = true
 	}
+	// A multi-key delete removes every key, on every primary, before it
+	// returns.
+	deleted, err := c.Members[0].Node().DeleteMany(ctx, "users", []string{"k0", "k1", "k2", "k3", "nope"})
+	if err != nil || deleted != 4 {
+		t.Fatalf("DeleteMany = %d, %v; want 4", deleted, err)
+	}
+	for _, k := range []string{"k0", "k1", "k2", "k3"} {
+		if _, ok, err := get(ctx, c.Members[2], "users", k); ok || err != nil {
+			t.Fatalf("%s after DeleteMany: found %v, err %v", k, ok, err)
+		}
+	}
 	if err := c.Members[2].Node().Destroy(ctx, "users"); err != nil {
 		t.Fatalf("destroy: %v", err)
 	}
-	if _, ok, err := get(ctx, c.Members[0], "users", "k1"); ok || err != nil {
-		t.Fatalf("k1 after destroy: %v %v", ok, err)
+	if _, ok, err := get(ctx, c.Members[0], "users", "k10"); ok || err != nil {
+		t.Fatalf("k10 after destroy: %v %v", ok, err)
 	}
 }
 

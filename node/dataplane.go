@@ -252,3 +252,13 @@ func (n *Node) serveMarkWritten(ctx context.Context, body []byte) ([]byte, error
 	}
 	return msgpack.Marshal(memberResponse{Version: v})
 }
+
+// DeleteMany deletes keys of dmap on every primary that holds one and
+// returns once all deletes completed, with how many keys existed.
+func (n *Node) DeleteMany(ctx context.Context, dmap string, keys []string) (int, error) {
+	svc, err := n.dataPlane()
+	if err != nil {
+		return 0, err
+	}
+	return svc.DeleteMany(ctx, dmap, keys)
+}
