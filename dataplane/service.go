@@ -88,8 +88,12 @@ type Service struct {
 		// marking[p] is closed when an in-flight MarkWritten for p ends.
 		marking map[uint32]chan struct{}
 	}
-	sem     chan struct{}
-	stop    chan struct{}
+	sem chan struct{}
+	// ctx is cancelled by Close: every transfer, release and loss report
+	// runs under it, so Close never waits for a slow peer.
+	ctx     context.Context
+	cancel  context.CancelFunc
+	stop    <-chan struct{}
 	wg      sync.WaitGroup
 	closeMu sync.Once
 }
@@ -114,8 +118,9 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 		engine: cfg.Engine,
 		self:   cfg.Routing.ID(),
 		sem:    make(chan struct{}, cfg.TransferConcurrency),
-		stop:   make(chan struct{}),
 	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.stop = s.ctx.Done()
 	n := cfg.PartitionCount
 	s.mu.ready = make([]uint64, n)
 	s.mu.pulling = make([]uint64, n)
@@ -126,7 +131,7 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 
 // Close stops the transfer goroutines and waits for them. Idempotent.
 func (s *Service) Close() {
-	s.closeMu.Do(func() { close(s.stop) })
+	s.closeMu.Do(s.cancel)
 	s.wg.Wait()
 }
 
@@ -250,7 +255,7 @@ func (s *Service) reportLost(p metadata.Partition, prev metadata.Member, known b
 	}
 	wait := 50 * time.Millisecond
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
 		err := s.cfg.ReportLost(ctx, p.ID, p.LeaderEpoch)
 		cancel()
 		if err == nil {
@@ -286,7 +291,7 @@ type transferReply struct {
 var errNotHolder = errors.New("dataplane: previous primary does not hold the partition")
 
 func (s *Service) pull(p metadata.Partition, prev metadata.Member, version uint64) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
 	defer cancel()
 	var reply transferReply
 	if err := s.cfg.Caller.Call(ctx, prev.ClusterAddr, MethodTransfer, &transferRequest{P: p.ID, Epoch: p.LeaderEpoch, Version: version}, &reply); err != nil {
@@ -318,7 +323,7 @@ func (s *Service) pull(p metadata.Partition, prev metadata.Member, version uint6
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		rctx, rcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		rctx, rcancel := context.WithTimeout(s.ctx, 5*time.Second)
 		defer rcancel()
 		_ = s.cfg.Caller.Call(rctx, prev.ClusterAddr, MethodRelease, &transferRequest{P: p.ID, Epoch: p.LeaderEpoch, Version: cur.Version}, nil)
 	}()
@@ -455,6 +460,12 @@ func (s *Service) ServeRPC(ctx context.Context, method string, body []byte) ([]b
 		return msgpack.Marshal(struct{}{})
 	}
 	return nil, fmt.Errorf("dataplane: unknown method %q", method)
+}
+
+// ReplyUnavailable encodes the reply a member sends for a dmap.* method
+// when its data plane is not running yet (the request was not executed).
+func ReplyUnavailable(message string) ([]byte, error) {
+	return msgpack.Marshal(rpcReply{Code: CodeUnavailable, Message: message})
 }
 
 func codeFor(err error) string {

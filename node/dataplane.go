@@ -142,7 +142,7 @@ func (n *Node) Destroy(ctx context.Context, dmap string) error {
 func (n *Node) serveDataPlaneRPC(ctx context.Context, method string, body []byte) ([]byte, error) {
 	svc := n.dmaps.Load()
 	if svc == nil {
-		return nil, &transport.RemoteError{Code: dataplane.CodeUnavailable, Message: "data plane not started: routing not initialized here"}
+		return dataplane.ReplyUnavailable("data plane not started: routing not initialized on " + string(n.cfg.NodeID))
 	}
 	return svc.ServeRPC(ctx, method, body)
 }
