@@ -260,9 +260,11 @@ func (c *Client) GetPut(ctx context.Context, dmap, key string, value []byte) (*E
 
 // Lock takes the lock named key in dmap and returns its fencing token (it
 // grows with every holder: send it along with what the lock protects).
-// The lock expires after ttl unless extended with Lease (zero: held until
-// Unlock). Lock waits up to wait for the current holder (zero: try once);
-// then it fails with an *APIError with code locked.
+// The lock expires after ttl unless extended with Lease (zero: the
+// cluster's default lease, 30s). Lock waits up to wait (at most 30s) for
+// the current holder (zero: try once); then it fails with an *APIError with
+// code locked. Locks are a namespace apart from values: locking key does
+// not touch the value stored under key.
 func (c *Client) Lock(ctx context.Context, dmap, key string, ttl, wait time.Duration) (uint64, error) {
 	p, err := keyPath(dmap, key)
 	if err != nil {
@@ -297,8 +299,9 @@ func (c *Client) Unlock(ctx context.Context, dmap, key string, token uint64) err
 	return c.do(ctx, http.MethodPost, p+"/unlock", nil, in, nil)
 }
 
-// Lease makes the lock held with token expire ttl from now (zero: never);
-// an *APIError with code no_such_lock if the lock is not held with it.
+// Lease makes the lock held with token expire ttl from now (zero: the
+// default lease, 30s); an *APIError with code no_such_lock if the lock is
+// not held with it.
 func (c *Client) Lease(ctx context.Context, dmap, key string, token uint64, ttl time.Duration) error {
 	p, err := keyPath(dmap, key)
 	if err != nil {

@@ -307,7 +307,7 @@ func TestScan(t *testing.T) {
 	c, _ := newServer(t, fake)
 	ctx := context.Background()
 	var want []string
-	for i := range 2500 {
+	for i := range 1200 { // more than one ScanAll page
 		k := fmt.Sprintf("user/%04d", i)
 		want = append(want, k)
 		if _, err := c.Put(ctx, "d", k, []byte("1")); err != nil {
@@ -451,6 +451,7 @@ func TestDataCodesMatchServer(t *testing.T) {
 		{client.CodeLocked, httpapi.CodeLocked},
 		{client.CodeNoSuchLock, httpapi.CodeNoSuchLock},
 		{client.CodeOverloaded, httpapi.CodeOverloaded},
+		{client.CodeFull, httpapi.CodeFull},
 		{client.CodeQuorumAtRisk, httpapi.CodeQuorumAtRisk},
 		{client.CodeNotFound, dataplane.CodeNotFound},
 		{client.CodeBadRequest, dataplane.CodeInvalid},

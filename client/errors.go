@@ -53,6 +53,7 @@ const (
 	CodeOverflow        = "overflow"         // 409: Incr would overflow int64 (IncrByFloat: not finite)
 	CodeLocked          = "locked"           // 409: Lock not acquired within its wait
 	CodeNoSuchLock      = "no_such_lock"     // 409: Unlock/Lease with a token that does not hold the lock
+	CodeFull            = "full"             // 507: the DMap is at its max_keys/max_bytes and does not evict
 	// CodeHTTP is set by the client when a non-2xx answer carries no error
 	// body of the API (a proxy answered, for example).
 	CodeHTTP = "http_error"

@@ -46,10 +46,13 @@
 //	POST   .../keys/{key}/getput         {"value" | "value_base64"} → {"previous"|"previous_base64",
 //	                                     "found": bool, "version": n}; previous is null when not found
 //	POST   .../keys/{key}/lock           {"ttl_ms"?: lease, "wait_ms"?: n} (body optional; ttl_ms 0:
-//	                                     held until unlocked) → {"token": n}, the fencing token;
-//	                                     409 locked when not acquired within wait_ms
+//	                                     the default lease, dataplane.DefaultLockLease = 30s; wait_ms 0:
+//	                                     try once) → {"token": n}, the fencing token; 409 locked when
+//	                                     not acquired within wait_ms; locks are a namespace apart from
+//	                                     values
 //	POST   .../keys/{key}/unlock         {"token": n} → {"unlocked": true}; 409 no_such_lock
-//	POST   .../keys/{key}/lease          {"token": n, "ttl_ms": n} → {"extended": true}; 409 no_such_lock
+//	POST   .../keys/{key}/lease          {"token": n, "ttl_ms": n} (the new lease from now; 0: the
+//	                                     default) → {"extended": true}; 409 no_such_lock
 //	GET    /v1/dmaps/{dmap}/keys?match=&cursor=&limit=
 //	                                     → {"keys":[...],"cursor":"..."}: one page; cursor "" when
 //	                                     every partition was walked (a page may be short, even empty,
@@ -81,9 +84,12 @@
 //
 // 404 not_found (no such key); 409 key_exists, version_mismatch,
 // not_a_number, overflow, locked, no_such_lock; 400 bad_request; 413
-// too_large; 503 unavailable, overloaded, or timeout: a write that timed
+// too_large; 507 full (the DMap reached its max_keys/max_bytes and does
+// not evict); 503 unavailable, overloaded, or timeout: a write that timed
 // out may or may not have happened, retry it with the same X-Request-Id.
-// Every 503 carries Retry-After: 1.
+// Every 503 carries Retry-After: 1. stale_routing, fenced_epoch and
+// seq_gap are internal to the cluster: should one escape, it is a 503
+// unavailable.
 //
 // # Limits
 //

@@ -77,6 +77,9 @@ const (
 	CodeNoSuchLock = dataplane.CodeNoSuchLock
 	// CodeOverloaded (503): too many requests in flight; retry later.
 	CodeOverloaded = dataplane.CodeOverloaded
+	// CodeFull (507): the write would take the DMap over its configured
+	// max_keys or max_bytes and its eviction policy is "none".
+	CodeFull = dataplane.CodeFull
 )
 
 // indeterminateNote is appended to the message of a data-plane write that
@@ -129,10 +132,13 @@ var sentinelCodes = []struct {
 	{dataplane.ErrTooLarge, http.StatusRequestEntityTooLarge, CodeTooLarge},
 	{dataplane.ErrUnavailable, http.StatusServiceUnavailable, CodeUnavailable},
 	{dataplane.ErrOverloaded, http.StatusServiceUnavailable, CodeOverloaded},
-	// The service retries these itself; should one escape, the client
-	// sees what it means for it: no primary could serve, retry later.
+	{dataplane.ErrFull, http.StatusInsufficientStorage, CodeFull},
+	// The service retries these itself (or they belong to replication);
+	// should one escape, the client sees what it means for it: no primary
+	// could serve, retry later.
 	{dataplane.ErrStaleRouting, http.StatusServiceUnavailable, CodeUnavailable},
 	{dataplane.ErrFencedEpoch, http.StatusServiceUnavailable, CodeUnavailable},
+	{dataplane.ErrSeqGap, http.StatusServiceUnavailable, CodeUnavailable},
 	{node.ErrInvalidArgument, http.StatusBadRequest, CodeBadRequest},
 	{metadata.ErrInvalidNodeID, http.StatusBadRequest, CodeBadRequest},
 	{node.ErrUnknownMember, http.StatusNotFound, CodeNotFound},

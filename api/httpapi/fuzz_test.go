@@ -36,7 +36,7 @@ var fuzzDataErrors = []error{
 	dataplane.ErrNotANumber, dataplane.ErrOverflow, dataplane.ErrLocked, dataplane.ErrNoSuchLock,
 	dataplane.ErrInvalid, dataplane.ErrTooLarge, dataplane.ErrUnavailable, dataplane.ErrStaleRouting,
 	dataplane.ErrFencedEpoch, dataplane.ErrIndeterminate, dataplane.ErrOverloaded,
-	node.ErrClosed, context.DeadlineExceeded,
+	dataplane.ErrFull, node.ErrClosed,
 }
 
 // FuzzHandler feeds arbitrary requests to the handler: whatever a client

@@ -29,7 +29,7 @@ type entry struct {
 // heldLock is a held lock on a key.
 type heldLock struct {
 	token    uint64
-	expireAt time.Time // zero: held until unlocked
+	expireAt time.Time
 }
 
 // lockID names a lock: its DMap and key.
@@ -138,8 +138,9 @@ func (c *Cluster) checkRequestLocked(req *dataplane.Request) error {
 // in-memory store. Versions come from one counter, so they increase over
 // every key; a missing key's incr starts from 0; if_version 0 on an
 // existing key and any other if_version that does not match are
-// ErrVersionMismatch; lock tokens are versions too, and a lock waits up to
-// req.Wait for the holder to unlock or its lease to run out.
+// ErrVersionMismatch; lock tokens are versions too, a lock's lease is its
+// TTL or dataplane.DefaultLockLease, and a lock waits up to req.Wait for
+// the holder to unlock or its lease to run out.
 func (c *Cluster) Do(ctx context.Context, req *dataplane.Request) (*dataplane.Response, error) {
 	if err := c.hook(ctx, "Do"); err != nil {
 		return nil, err
@@ -273,7 +274,7 @@ func (c *Cluster) doLocked(req *dataplane.Request) (*dataplane.Response, error) 
 			return nil, fmt.Errorf("%w: %s %q token %d", dataplane.ErrNoSuchLock, req.Op, req.Key, req.Token)
 		}
 		if req.Op == dataplane.OpLease {
-			l.expireAt = c.expiryLocked(req.TTL, 0)
+			l.expireAt = c.expiryLocked(leaseOf(req), 0)
 			return &dataplane.Response{Found: true}, nil
 		}
 		delete(d.locks, id)
@@ -281,6 +282,15 @@ func (c *Cluster) doLocked(req *dataplane.Request) (*dataplane.Response, error) 
 		return &dataplane.Response{Found: true}, nil
 	}
 	return nil, fmt.Errorf("%w: operation %s (%d) is not a key operation", dataplane.ErrInvalid, req.Op, req.Op)
+}
+
+// leaseOf is the lease of a lock or lease request: its TTL, or
+// dataplane.DefaultLockLease for 0, as the engine does.
+func leaseOf(req *dataplane.Request) time.Duration {
+	if req.TTL == 0 {
+		return dataplane.DefaultLockLease
+	}
+	return req.TTL
 }
 
 // wakeLocked wakes the lock calls waiting for a lock to be released.
@@ -301,7 +311,7 @@ func (c *Cluster) lock(ctx context.Context, req *dataplane.Request) (*dataplane.
 		l := d.locks[id]
 		if l == nil || (!l.expireAt.IsZero() && !now.Before(l.expireAt)) {
 			token := c.nextVersionLocked()
-			d.locks[id] = &heldLock{token: token, expireAt: c.expiryLocked(req.TTL, 0)}
+			d.locks[id] = &heldLock{token: token, expireAt: c.expiryLocked(leaseOf(req), 0)}
 			c.mu.Unlock()
 			return &dataplane.Response{Token: token, Version: token}, nil
 		}

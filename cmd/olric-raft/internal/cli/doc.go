@@ -1,6 +1,17 @@
-// Package cli is the olric-raft binary's command line: the server command
-// and the operator commands (members, routing, status, join, leave,
-// remove, partition force-assign), plus version.
+// Package cli is the olric-raft binary's command line: the server command,
+// the operator commands (members, routing, status, join, leave, remove,
+// partition force-assign), the DMap commands (kv put, get, del, incr,
+// expire, scan, lock, unlock, destroy), the load generator (bench), plus
+// version.
+//
+// kv and bench talk to the data plane's HTTP routes (/v1/dmaps/...) with
+// package client. kv prints what it did (-o table) or the API's answer
+// (-o json); its errors carry hints for the data-plane codes (not_found:
+// "no such key", unavailable: the key's partition has no primary, see
+// 'olric-raft status', ...). bench spreads gets and puts over one or more
+// addresses (--address a,b,c, round-robin per request) with one request in
+// flight per worker, and reports throughput, errors by code and latency
+// percentiles from a log-linear histogram (about 1.6% precision).
 //
 // partition force-assign is the one command that destroys data (it serves
 // unavailable partitions again, empty): it sends nothing without --yes,
@@ -26,6 +37,14 @@
 // 0 success (a graceful shutdown included), 1 failure (the error is printed
 // as "error: <code>: <message>" with a hint), 2 usage error (bad command
 // line, environment or config file).
+//
+// # Goroutines of the bench command
+//
+// runBench owns them and waits for them before it returns: --concurrency
+// workers (each ends at the deadline, after --requests requests were
+// claimed, or when the command's context ends, e.g. on Ctrl-C) and the
+// progress printer (stopped by closing its channel after the workers
+// ended).
 //
 // # Goroutines of the server command
 //

@@ -60,6 +60,7 @@ func kvHints(cmd string) map[string]string {
 		client.CodeNotANumber:      "the value is not an integer (incr counts a missing key as 0)",
 		client.CodeOverflow:        "the result would not fit a 64-bit integer",
 		client.CodeTooLarge:        "keys are at most 64 KiB and values at most the server's limit (16 MiB by default)",
+		client.CodeFull:            "the DMap holds as many keys or bytes as configured (max_keys, max_bytes) and does not evict; delete keys or raise the limit",
 	}
 	switch cmd {
 	case "put":
@@ -331,8 +332,9 @@ func newKVLockCmd(d *Deps) *cobra.Command {
 that grows with every holder; pass it along with what the lock protects, and
 to 'olric-raft kv unlock'.
 
-The lock expires after --ttl (0: held until unlocked). lock waits up to --wait
-for the current holder (0: try once), then fails with error locked.`,
+The lock expires after --ttl unless released. lock waits up to --wait (at
+most 30s) for the current holder (0: try once), then fails with error locked.
+Locks are apart from values: locking KEY does not touch the value of KEY.`,
 		Args: args(cobra.ExactArgs(2)),
 	}, 2, func(o *operator, a []string) error {
 		if ttl < 0 || wait < 0 {
@@ -347,7 +349,7 @@ for the current holder (0: try once), then fails with error locked.`,
 		})
 	})
 	fs := cmd.Flags()
-	fs.DurationVar(&ttl, "ttl", 30*time.Second, "the lock expires after this long (0: held until unlocked)")
+	fs.DurationVar(&ttl, "ttl", 30*time.Second, "the lock expires after this long (0: the cluster's default, 30s)")
 	fs.DurationVar(&wait, "wait", 0, "wait up to this long for the current holder (at most 30s)")
 	return cmd
 }

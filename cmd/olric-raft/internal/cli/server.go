@@ -148,7 +148,9 @@ func runServer(ctx context.Context, sc *serverConfig, d *Deps) error {
 	srv := &http.Server{
 		Handler: httpapi.New(n, httpapi.Options{
 			Logger: logger,
-			OnLeft: func() { leftOnce.Do(func() { close(left) }) },
+			// The API refuses what the engine would (0: its default too).
+			MaxValueBytes: cfg.DataPlane.MaxValueLen,
+			OnLeft:        func() { leftOnce.Do(func() { close(left) }) },
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
