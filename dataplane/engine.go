@@ -162,6 +162,11 @@ func (e *Engine) Do(ctx context.Context, p uint32, epoch uint64, req *Request) (
 	if err != nil {
 		return nil, err
 	}
+	return o.run(req, match)
+}
+
+// run dispatches req (not a lock) to its operation.
+func (o *opCtx) run(req *Request, match *globPattern) (*Response, error) {
 	switch req.Op {
 	case OpGet:
 		return o.get(req)
@@ -193,9 +198,9 @@ func (e *Engine) Do(ctx context.Context, p uint32, epoch uint64, req *Request) (
 
 // beginLocked admits an operation at epoch on part (fencing) and returns
 // its context. part.mu is held.
-func (e *Engine) beginLocked(p uint32, part *partition, epoch uint64, write bool) (*opCtx, error) {
+func (e *Engine) beginLocked(p uint32, part *partition, epoch uint64, write bool) (opCtx, error) {
 	if epoch < part.fence {
-		return nil, fmt.Errorf("%w: partition %d is fenced at epoch %d, request at %d", ErrFencedEpoch, p, part.fence, epoch)
+		return opCtx{}, fmt.Errorf("%w: partition %d is fenced at epoch %d, request at %d", ErrFencedEpoch, p, part.fence, epoch)
 	}
 	part.raiseFenceLocked(epoch)
 	part.primary, part.served = true, epoch
@@ -206,9 +211,9 @@ func (e *Engine) beginLocked(p uint32, part *partition, epoch uint64, write bool
 		limit = maxSeq - seqReserve
 	}
 	if part.seq >= limit {
-		return nil, fmt.Errorf("%w: partition %d has used up its sequence numbers", ErrUnavailable, p)
+		return opCtx{}, fmt.Errorf("%w: partition %d has used up its sequence numbers", ErrUnavailable, p)
 	}
-	return &opCtx{e: e, p: p, part: part, epoch: epoch, now: e.nowNanos()}, nil
+	return opCtx{e: e, p: p, part: part, epoch: epoch, now: e.nowNanos()}, nil
 }
 
 // checkRequest validates req without the partition lock.

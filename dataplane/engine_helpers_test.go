@@ -132,20 +132,32 @@ func etCheckInvariants(t etT, e *Engine) {
 		part.mu.Lock()
 		for name, d := range part.dmaps {
 			n, bytes, withExp := 0, int64(0), 0
-			d.tab.each(func(k string, ent *kvEntry) bool {
+			d.tab.each(func(h uint64, ent *kvEntry) bool {
 				n++
-				bytes += ent.size(len(k))
+				k := ent.key()
+				bytes += ent.size()
+				if hashKey(k) != h {
+					t.Errorf("p%d %q: key %q filed under hash %x, not %x", p, name, k, h, hashKey(k))
+				}
 				if ent.expireAt != 0 {
 					withExp++
-					if _, ok := d.expires[k]; !ok {
+					if _, ok := d.expires[ent]; !ok {
 						t.Errorf("p%d %q: key %q has an expiry but is not in the expiry index", p, name, k)
 					}
 				}
-				if got := d.tab.get(k, keyHash(k)); got != ent {
+				if got := d.tab.get(k, h); got != ent {
 					t.Errorf("p%d %q: key %q not found through its hash", p, name, k)
 				}
 				return true
 			})
+			for b := range d.tab.dir {
+				bk := d.tab.dir[b]
+				for h := range bk.m {
+					if lo, hi := bucketRange(bk, h); h < lo || h > hi || d.tab.bucket(h) != bk {
+						t.Errorf("p%d %q: hash %x in the wrong bucket", p, name, h)
+					}
+				}
+			}
 			if n != d.tab.n || bytes != d.bytes || withExp != len(d.expires) {
 				t.Errorf("p%d %q: counted %d keys %d bytes %d with expiry; table says %d keys %d bytes, index %d",
 					p, name, n, bytes, withExp, d.tab.n, d.bytes, len(d.expires))

@@ -19,8 +19,9 @@ type opCtx struct {
 	now   int64 // unix ns, read once per operation
 }
 
-// emit completes m (sequence number, epoch and, for sets, expires and new
-// locks, the version), applies it and reports it to OnMutation.
+// emit completes m (its sequence number and epoch, and the new version of
+// a set, an expire or a new lock), applies it and reports it to
+// OnMutation.
 func (o *opCtx) emit(m *Mutation) {
 	m.Seq = o.part.seq + 1
 	m.Epoch = o.epoch
@@ -62,11 +63,11 @@ func (o *opCtx) live(d *dmapStore, key string, h uint64) *kvEntry {
 	}
 	switch {
 	case ent.expired(o.now):
-		o.remove(d, ent.key(len(key)))
+		o.remove(d, ent.key())
 		d.ctr.expirations.Add(1)
 		return nil
 	case o.idle(d, ent):
-		o.remove(d, ent.key(len(key)))
+		o.remove(d, ent.key())
 		d.ctr.evictions.Add(1)
 		return nil
 	}
@@ -128,7 +129,7 @@ func (o *opCtx) admit(name string, cur *kvEntry, klen, vlen int) error {
 			return fmt.Errorf("%w: dmap %q holds %d keys on partition %d (max_keys, eviction none)", ErrFull, name, keys, o.p)
 		}
 	} else {
-		size -= cur.size(klen)
+		size -= cur.size()
 	}
 	if pol.maxBytes > 0 && size > 0 && bytes+size > pol.maxBytes {
 		return fmt.Errorf("%w: dmap %q holds %d bytes on partition %d, max_bytes %d (eviction none)", ErrFull, name, bytes, o.p, pol.maxBytes)
@@ -141,18 +142,19 @@ func (o *opCtx) admit(name string, cur *kvEntry, klen, vlen int) error {
 func (o *opCtx) set(name, key string, value []byte, exp int64) uint64 {
 	m := Mutation{Kind: MutationSet, DMap: name, Key: key, Value: value, ExpireAt: exp}
 	o.emit(&m)
-	o.enforceLimits(name, m.Key)
+	d := o.part.dmaps[name]
+	o.enforceLimits(name, d.tab.get(m.Key, hashKey(m.Key)))
 	return m.Version
 }
 
 func (o *opCtx) get(req *Request) (*Response, error) {
 	d := o.part.dmaps[req.DMap]
-	ent := o.live(d, req.Key, keyHash(req.Key))
+	ent := o.live(d, req.Key, hashKey(req.Key))
 	if ent == nil {
 		return nil, fmt.Errorf("%w: %s in dmap %q", ErrNotFound, quoteKey(req.Key), req.DMap)
 	}
 	ent.access = o.now
-	resp := &Response{Found: true, Value: slices.Clone(ent.value(len(req.Key))), Version: ent.version}
+	resp := &Response{Found: true, Value: slices.Clone(ent.value()), Version: ent.version}
 	if ent.expireAt != 0 {
 		resp.TTL = time.Duration(ent.expireAt - o.now)
 	}
@@ -161,7 +163,7 @@ func (o *opCtx) get(req *Request) (*Response, error) {
 
 func (o *opCtx) exists(req *Request) (*Response, error) {
 	d := o.part.dmaps[req.DMap]
-	ent := o.live(d, req.Key, keyHash(req.Key))
+	ent := o.live(d, req.Key, hashKey(req.Key))
 	if ent == nil {
 		return &Response{}, nil
 	}
@@ -175,7 +177,7 @@ func (o *opCtx) exists(req *Request) (*Response, error) {
 // (Redis SET EX/EXAT semantics) and returns version 0.
 func (o *opCtx) put(req *Request) (*Response, error) {
 	d := o.part.dmaps[req.DMap]
-	cur := o.live(d, req.Key, keyHash(req.Key))
+	cur := o.live(d, req.Key, hashKey(req.Key))
 	switch {
 	case req.NX && cur != nil:
 		return nil, fmt.Errorf("%w: %s in dmap %q (nx)", ErrKeyExists, quoteKey(req.Key), req.DMap)
@@ -200,7 +202,7 @@ func (o *opCtx) put(req *Request) (*Response, error) {
 	case exp != 0:
 		if exp <= o.now {
 			if cur != nil {
-				o.remove(d, cur.key(len(req.Key)))
+				o.remove(d, cur.key())
 			}
 			return &Response{}, nil
 		}
@@ -217,11 +219,11 @@ func (o *opCtx) put(req *Request) (*Response, error) {
 
 func (o *opCtx) del(req *Request) (*Response, error) {
 	d := o.part.dmaps[req.DMap]
-	ent := o.live(d, req.Key, keyHash(req.Key))
+	ent := o.live(d, req.Key, hashKey(req.Key))
 	if ent == nil {
 		return &Response{}, nil
 	}
-	o.remove(d, ent.key(len(req.Key)))
+	o.remove(d, ent.key())
 	return &Response{Deleted: true}, nil
 }
 
@@ -230,7 +232,7 @@ func (o *opCtx) del(req *Request) (*Response, error) {
 // the key.
 func (o *opCtx) expire(req *Request) (*Response, error) {
 	d := o.part.dmaps[req.DMap]
-	ent := o.live(d, req.Key, keyHash(req.Key))
+	ent := o.live(d, req.Key, hashKey(req.Key))
 	if ent == nil {
 		return &Response{}, nil
 	}
@@ -238,7 +240,7 @@ func (o *opCtx) expire(req *Request) (*Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	key := ent.key(len(req.Key))
+	key := ent.key()
 	if exp != 0 && exp <= o.now {
 		o.remove(d, key)
 		return &Response{Found: true}, nil
@@ -253,12 +255,12 @@ func (o *opCtx) expire(req *Request) (*Response, error) {
 // new key gets the DMap's default TTL).
 func (o *opCtx) incr(req *Request) (*Response, error) {
 	d := o.part.dmaps[req.DMap]
-	cur := o.live(d, req.Key, keyHash(req.Key))
+	cur := o.live(d, req.Key, hashKey(req.Key))
 	var n int64
 	exp := o.defaultExpiry(o.policy(req.DMap))
 	if cur != nil {
 		var ok bool
-		if n, ok = parseCanonicalInt(cur.value(len(req.Key))); !ok {
+		if n, ok = parseCanonicalInt(cur.value()); !ok {
 			return nil, fmt.Errorf("%w: %s does not hold a base-10 64-bit integer", ErrNotANumber, quoteKey(req.Key))
 		}
 		exp = cur.expireAt
@@ -282,12 +284,12 @@ func (o *opCtx) incr(req *Request) (*Response, error) {
 // "3", "0.0001". The key's expiry is kept.
 func (o *opCtx) incrByFloat(req *Request) (*Response, error) {
 	d := o.part.dmaps[req.DMap]
-	cur := o.live(d, req.Key, keyHash(req.Key))
+	cur := o.live(d, req.Key, hashKey(req.Key))
 	var f float64
 	exp := o.defaultExpiry(o.policy(req.DMap))
 	if cur != nil {
 		var err error
-		f, err = strconv.ParseFloat(bytesView(cur.value(len(req.Key))), 64)
+		f, err = strconv.ParseFloat(bytesView(cur.value()), 64)
 		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
 			return nil, fmt.Errorf("%w: %s does not hold a valid float", ErrNotANumber, quoteKey(req.Key))
 		}
@@ -309,13 +311,13 @@ func (o *opCtx) incrByFloat(req *Request) (*Response, error) {
 // applies) and returns the previous value.
 func (o *opCtx) getPut(req *Request) (*Response, error) {
 	d := o.part.dmaps[req.DMap]
-	cur := o.live(d, req.Key, keyHash(req.Key))
+	cur := o.live(d, req.Key, hashKey(req.Key))
 	if err := o.admit(req.DMap, cur, len(req.Key), len(req.Value)); err != nil {
 		return nil, err
 	}
 	resp := &Response{}
 	if cur != nil {
-		resp.Found, resp.Value = true, slices.Clone(cur.value(len(req.Key)))
+		resp.Found, resp.Value = true, slices.Clone(cur.value())
 	}
 	resp.Version = o.set(req.DMap, req.Key, req.Value, o.defaultExpiry(o.policy(req.DMap)))
 	return resp, nil

@@ -59,12 +59,18 @@ func (o *opCtx) scan(req *Request, match *globPattern) (*Response, error) {
 		b := d.tab.bucket(pos)
 		_, hi := bucketRange(b, pos)
 		items = items[:0]
-		for k, ent := range b.m {
-			h := keyHash(k)
-			if h < pos || ent.expired(o.now) || o.idle(d, ent) || !match.match(k) {
+		for h, ent := range b.m {
+			if h < pos || ent.expired(o.now) || o.idle(d, ent) {
 				continue
 			}
-			items = append(items, item{h, k})
+			if k := ent.key(); match.match(k) {
+				items = append(items, item{h, k})
+			}
+		}
+		for k, ent := range d.tab.over { // colliding keys (practically never)
+			if h := hashKey(k); h >= pos && h <= hi && !ent.expired(o.now) && !o.idle(d, ent) && match.match(k) {
+				items = append(items, item{h, k})
+			}
 		}
 		examined += len(b.m)
 		slices.SortFunc(items, func(a, b item) int {

@@ -1,8 +1,10 @@
 package dataplane
 
 import (
+	"encoding/binary"
 	"math"
 	"math/rand/v2"
+	"sync"
 	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
@@ -14,62 +16,82 @@ import (
 //	[0:8)   version   uint64
 //	[8:16)  expireAt  int64   unix ns; 0 = none
 //	[16:24) access    int64   unix ns of the last read or write (LRU, max idle)
-//	[24:28) vlen      uint32
-//	[28:28+len(key))          key bytes
-//	[28+len(key):+vlen)       value bytes
+//	uvarint len(key), uvarint len(value), key bytes, value bytes
 //
 // and views its start as a *kvEntry. One allocation per key, in a noscan
-// size class (16-byte keys and 100-byte values: 144 bytes), which the
-// garbage collector never scans. The key and value bytes are immutable:
-// the map key of the entry and every value slice handed out (to
-// OnMutation, to snapshots) point into them. Only the header fields
-// change in place, and only under the partition lock.
-//
-// The struct's size (32) includes 4 bytes of padding that overlap the
-// first key bytes; fields are only ever read and written one at a time,
-// never as a whole struct, so the padding is never touched.
+// size class (16-byte keys and 100-byte values: 24+1+1+116 = 142 bytes, in
+// the 144-byte class) that the garbage collector never scans. The key and
+// value bytes are immutable: the strings and value slices handed out (to
+// OnMutation, snapshots, scans) view them. Only the three header fields
+// change in place, under the partition lock.
 type kvEntry struct {
 	version  uint64
 	expireAt int64
 	access   int64
-	vlen     uint32
 }
 
-const (
-	kvHeaderLen = 28
-	kvMinAlloc  = int(unsafe.Sizeof(kvEntry{}))
-)
+const kvHeaderLen = int(unsafe.Sizeof(kvEntry{}))
 
-// newKVEntry stores key and value (copied) in a fresh entry and returns it
-// with the stored key (a string viewing the entry's key bytes).
-func newKVEntry(key string, value []byte, version uint64, expireAt, now int64) (*kvEntry, string) {
-	buf := make([]byte, max(kvHeaderLen+len(key)+len(value), kvMinAlloc))
-	copy(buf[kvHeaderLen:], key)
-	copy(buf[kvHeaderLen+len(key):], value)
+// newKVEntry stores key (non-empty) and value (copied) in a fresh entry.
+func newKVEntry(key string, value []byte, version uint64, expireAt, now int64) *kvEntry {
+	var lens [2 * binary.MaxVarintLen64]byte
+	n := binary.PutUvarint(lens[:], uint64(len(key)))
+	n += binary.PutUvarint(lens[n:], uint64(len(value)))
+	buf := make([]byte, kvHeaderLen+n+len(key)+len(value))
+	copy(buf[kvHeaderLen:], lens[:n])
+	copy(buf[kvHeaderLen+n:], key)
+	copy(buf[kvHeaderLen+n+len(key):], value)
 	e := (*kvEntry)(unsafe.Pointer(unsafe.SliceData(buf)))
-	e.version, e.expireAt, e.access, e.vlen = version, expireAt, now, uint32(len(value))
-	return e, unsafe.String(&buf[kvHeaderLen], len(key))
+	e.version, e.expireAt, e.access = version, expireAt, now
+	return e
 }
 
-// key returns the entry's stored key; klen is its length (the length of
-// the key it was looked up with).
-func (e *kvEntry) key(klen int) string {
-	return unsafe.String((*byte)(unsafe.Add(unsafe.Pointer(e), kvHeaderLen)), klen)
+// at returns the byte at offset off of the entry's allocation.
+func (e *kvEntry) at(off int) byte { return *(*byte)(unsafe.Add(unsafe.Pointer(e), off)) }
+
+// uvarint decodes the length at off; it reads only the bytes of the varint.
+func (e *kvEntry) uvarint(off int) (n, next int) {
+	var x uint64
+	for shift := uint(0); ; shift += 7 {
+		b := e.at(off)
+		off++
+		if b < 0x80 {
+			return int(x | uint64(b)<<shift), off
+		}
+		x |= uint64(b&0x7f) << shift
+	}
 }
 
-// value returns the stored value bytes (nil for an empty value: a
-// zero-length slice there could point just past the allocation, at the
-// next object, which the garbage collector must never see). They must not
-// be modified.
-func (e *kvEntry) value(klen int) []byte {
-	if e.vlen == 0 {
+// layout returns the offset of the key and the key and value lengths.
+func (e *kvEntry) layout() (off, klen, vlen int) {
+	klen, off = e.uvarint(kvHeaderLen)
+	vlen, off = e.uvarint(off)
+	return off, klen, vlen
+}
+
+// key returns the stored key (a string viewing the entry's bytes).
+func (e *kvEntry) key() string {
+	off, klen, _ := e.layout()
+	return unsafe.String((*byte)(unsafe.Add(unsafe.Pointer(e), off)), klen)
+}
+
+// value returns the stored value bytes, which must not be modified; nil
+// for an empty value (a zero-length slice there could point just past the
+// allocation, at the next object, which the garbage collector must never
+// see).
+func (e *kvEntry) value() []byte {
+	off, klen, vlen := e.layout()
+	if vlen == 0 {
 		return nil
 	}
-	return unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(e), kvHeaderLen+klen)), e.vlen)
+	return unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(e), off+klen)), vlen)
 }
 
-// size is what the entry counts against max_bytes.
-func (e *kvEntry) size(klen int) int64 { return int64(klen) + int64(e.vlen) }
+// size is what the entry counts against max_bytes: len(key)+len(value).
+func (e *kvEntry) size() int64 {
+	_, klen, vlen := e.layout()
+	return int64(klen) + int64(vlen)
+}
 
 func (e *kvEntry) expired(now int64) bool { return e.expireAt != 0 && e.expireAt <= now }
 
@@ -87,9 +109,13 @@ func keyHash(key string) uint64 {
 	return h
 }
 
-// Table shape. A bucket is one Go map of at most kvBucketMax keys, so its
-// map is one swiss table of 1024 slots when full; the directory grows up to
-// one slot per kvDirPerKey keys and at most 1<<kvMaxDepth slots.
+// hashKey is the hash the engine uses: keyHash, except in tests, which
+// swap in a weak one to exercise collisions.
+var hashKey = keyHash
+
+// Table shape. A bucket splits when it reaches kvBucketMax keys, just
+// before its Go map (one swiss table of 1024 slots) would have to grow. The directory grows to at most
+// one slot per kvDirPerKey keys and 1<<kvMaxDepth slots.
 const (
 	kvBucketMax = 896
 	kvDirPerKey = 8
@@ -97,24 +123,31 @@ const (
 )
 
 // kvTable holds one DMap's keys on one partition: an extendible hash table
-// of Go maps. A key lives in the bucket for the top bits of keyHash(key);
-// the directory has 1<<depth slots and a bucket of local depth d covers
-// the 1<<(depth-d) slots sharing its d-bit prefix. A bucket over
-// kvBucketMax keys splits in two (doubling the directory if needed), which
-// costs O(kvBucketMax), never a rehash of the whole table.
+// of Go maps keyed by hashKey(key). A key lives in the bucket for the top
+// bits of its hash; the directory has 1<<depth slots and a bucket of local
+// depth d covers the 1<<(depth-d) slots sharing its d-bit prefix. A bucket
+// reaching kvBucketMax keys splits in two (doubling the directory if
+// needed), which costs O(kvBucketMax), never a rehash of the whole table.
+//
+// Keying the maps by the 64-bit hash rather than the key string makes a
+// slot 16 bytes with one pointer (the entry, which holds its key). A key
+// whose hash equals that of a different key already in its bucket (a
+// 64-bit collision: practically never) goes to the overflow map instead.
 //
 // Buckets cover contiguous ranges of the hash space, so walking the hash
-// space in order (scan) visits buckets in order and sorts one bucket at a
-// time.
+// space in order (scan) visits buckets in order, one sort per bucket.
 type kvTable struct {
 	depth uint8
 	dir   []*kvBucket
 	n     int
+	// over holds colliding entries by key (the strings view the entries'
+	// bytes); nil when there are none.
+	over map[string]*kvEntry
 }
 
 type kvBucket struct {
 	depth uint8
-	m     map[string]*kvEntry
+	m     map[uint64]*kvEntry
 }
 
 func (t *kvTable) bucket(h uint64) *kvBucket {
@@ -127,28 +160,46 @@ func (t *kvTable) get(key string, h uint64) *kvEntry {
 	if t.n == 0 {
 		return nil
 	}
-	return t.bucket(h).m[key]
+	if e := t.bucket(h).m[h]; e != nil && e.key() == key {
+		return e
+	}
+	if t.over != nil {
+		return t.over[key]
+	}
+	return nil
 }
 
-// set stores e under key, which must view e's own key bytes (so the map
-// retains no other memory), and returns the entry it replaced, if any.
-// Go's map assignment replaces the stored key string too, so the replaced
-// entry is no longer referenced by the table.
-func (t *kvTable) set(key string, h uint64, e *kvEntry) *kvEntry {
+// set stores e (hash h of its key) and returns the entry it replaced, if
+// any, which the table no longer references.
+func (t *kvTable) set(h uint64, e *kvEntry) *kvEntry {
 	if t.dir == nil {
-		t.dir = []*kvBucket{{m: make(map[string]*kvEntry)}}
+		t.dir = []*kvBucket{{m: make(map[uint64]*kvEntry)}}
 		t.depth = 0
 	}
 	b := t.bucket(h)
-	old := b.m[key]
-	b.m[key] = e
+	old := b.m[h]
 	if old == nil {
+		b.m[h] = e
 		t.n++
-		if len(b.m) > kvBucketMax {
+		if len(b.m) >= kvBucketMax {
 			t.split(b, h)
 		}
+		return nil
 	}
-	return old
+	key := e.key()
+	if old.key() == key {
+		b.m[h] = e
+		return old
+	}
+	if t.over == nil {
+		t.over = make(map[string]*kvEntry)
+	}
+	prev := t.over[key]
+	t.over[key] = e // assigning replaces the stored key string too
+	if prev == nil {
+		t.n++
+	}
+	return prev
 }
 
 // del removes key (hash h) and returns its entry, or nil.
@@ -157,22 +208,52 @@ func (t *kvTable) del(key string, h uint64) *kvEntry {
 		return nil
 	}
 	b := t.bucket(h)
-	old, ok := b.m[key]
-	if !ok {
+	e := b.m[h]
+	switch {
+	case e != nil && e.key() == key:
+		delete(b.m, h)
+		for k, oe := range t.over { // promote a colliding key
+			if hashKey(k) == h {
+				b.m[h] = oe
+				delete(t.over, k)
+				break
+			}
+		}
+	case t.over[key] != nil:
+		e = t.over[key]
+		delete(t.over, key)
+	default:
 		return nil
 	}
-	delete(b.m, key)
-	t.n--
-	if t.n == 0 {
-		*t = kvTable{} // free the directory and the maps' memory
+	if len(t.over) == 0 {
+		t.over = nil
 	}
-	return old
+	if t.n--; t.n == 0 {
+		*t = kvTable{} // free the directory and the maps
+	}
+	return e
 }
 
-// split splits b (which holds the key of hash h) until the bucket holding
-// h is within kvBucketMax, or the directory may not grow.
+// kvSplitScratch holds the low half of a splitting bucket (see split).
+var kvSplitScratch = sync.Pool{New: func() any {
+	s := make([]kvSlot, 0, kvBucketMax)
+	return &s
+}}
+
+type kvSlot struct {
+	h uint64
+	e *kvEntry
+}
+
+// split splits b (which holds hash h) until the bucket holding h holds
+// fewer than kvBucketMax keys, or the directory may not grow. The high
+// half moves to a new map made for kvBucketMax keys; b keeps its map for
+// the low half: cleared (which keeps the table and leaves no tombstones,
+// unlike deleting the moved keys) and refilled from a pooled scratch
+// slice. So a bucket map never grows (it splits first) and a split
+// allocates one map and frees nothing.
 func (t *kvTable) split(b *kvBucket, h uint64) {
-	for len(b.m) > kvBucketMax {
+	for len(b.m) >= kvBucketMax {
 		if b.depth == t.depth {
 			if t.depth >= kvMaxDepth || len(t.dir)*2 > max(64, t.n/kvDirPerKey) {
 				return // let the bucket grow: only skewed hashes get here
@@ -185,30 +266,33 @@ func (t *kvTable) split(b *kvBucket, h uint64) {
 		}
 		d := b.depth
 		bit := uint64(1) << (63 - d)
-		lo := &kvBucket{depth: d + 1, m: make(map[string]*kvEntry, len(b.m)/2)}
-		hi := &kvBucket{depth: d + 1, m: make(map[string]*kvEntry, len(b.m)/2)}
+		hi := &kvBucket{depth: d + 1, m: make(map[uint64]*kvEntry, kvBucketMax)}
+		scratch := kvSplitScratch.Get().(*[]kvSlot)
+		lo := (*scratch)[:0]
 		for k, e := range b.m {
-			if keyHash(k)&bit != 0 {
+			if k&bit != 0 {
 				hi.m[k] = e
 			} else {
-				lo.m[k] = e
+				lo = append(lo, kvSlot{k, e})
 			}
 		}
-		// b covers the directory slots [first, first+span): the first half
-		// goes to lo, the second to hi.
+		clear(b.m)
+		for _, s := range lo {
+			b.m[s.h] = s.e
+		}
+		clear(lo) // the pool must not keep entries alive
+		*scratch = lo[:0]
+		kvSplitScratch.Put(scratch)
+		b.depth = d + 1
+		// b covered the directory slots [first, first+span): the second
+		// half now goes to hi.
 		span := 1 << (t.depth - d)
 		first := int(h>>(64-uint(d))) << (t.depth - d)
-		for i := range span {
-			if i < span/2 {
-				t.dir[first+i] = lo
-			} else {
-				t.dir[first+i] = hi
-			}
+		for i := span / 2; i < span; i++ {
+			t.dir[first+i] = hi
 		}
 		if h&bit != 0 {
 			b = hi
-		} else {
-			b = lo
 		}
 	}
 }
@@ -221,41 +305,46 @@ func bucketRange(b *kvBucket, h uint64) (lo, hi uint64) {
 	return lo, lo | (math.MaxUint64 >> d)
 }
 
-// sample returns one key of the table chosen at random (nearly uniformly:
-// a random directory slot, then the first key of a map iteration, which Go
-// starts at a random position), or "" and nil for an empty table.
-func (t *kvTable) sample() (string, *kvEntry) {
+// sample returns one entry of the table chosen at random (nearly
+// uniformly: a random directory slot, then the first entry of a map
+// iteration, which Go starts at a random position) and its hash, or nil
+// for an empty table. Colliding entries are never sampled.
+func (t *kvTable) sample() (uint64, *kvEntry) {
 	if t.n == 0 {
-		return "", nil
+		return 0, nil
 	}
 	for range 8 {
-		b := t.dir[rand.IntN(len(t.dir))]
-		for k, e := range b.m {
-			return k, e
+		for h, e := range t.dir[rand.IntN(len(t.dir))].m {
+			return h, e
 		}
 	}
 	// Mostly empty buckets (after many deletes): walk from a random slot.
 	start := rand.IntN(len(t.dir))
 	for i := range t.dir {
-		for k, e := range t.dir[(start+i)%len(t.dir)].m {
-			return k, e
+		for h, e := range t.dir[(start+i)%len(t.dir)].m {
+			return h, e
 		}
 	}
-	return "", nil
+	return 0, nil
 }
 
 // each calls fn for every entry until fn returns false.
-func (t *kvTable) each(fn func(k string, e *kvEntry) bool) {
+func (t *kvTable) each(fn func(h uint64, e *kvEntry) bool) {
 	var prev *kvBucket
 	for _, b := range t.dir {
 		if b == prev {
 			continue // consecutive slots of one bucket
 		}
 		prev = b
-		for k, e := range b.m {
-			if !fn(k, e) {
+		for h, e := range b.m {
+			if !fn(h, e) {
 				return
 			}
+		}
+	}
+	for k, e := range t.over {
+		if !fn(hashKey(k), e) {
+			return
 		}
 	}
 }

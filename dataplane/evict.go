@@ -2,11 +2,9 @@ package dataplane
 
 // enforceLimits evicts from DMap name until it is within its max_keys and
 // max_bytes, if its policy is LRU, never evicting keep (the key just
-// written; admit made sure it fits alone). Each eviction samples the
-// policy's LRUSamples keys and deletes (as a mutation) the least recently
-// used, or at once one found expired — Redis's approximated LRU, without
-// its candidate pool.
-func (o *opCtx) enforceLimits(name, keep string) {
+// written; admit made sure it fits alone). Each eviction deletes (as a
+// mutation) the key victim picks: Redis's approximated LRU.
+func (o *opCtx) enforceLimits(name string, keep *kvEntry) {
 	d := o.part.dmaps[name]
 	if d == nil || !d.pol.lru {
 		return
@@ -25,31 +23,78 @@ func (o *opCtx) enforceLimits(name, keep string) {
 	}
 }
 
-// victim picks the key to evict from d: the least recently accessed of a
-// sample, other than keep; expired reports that it had expired anyway.
-func (o *opCtx) victim(d *dmapStore, keep string) (key string, expired bool) {
-	var best *kvEntry
+// evictPoolSize is how many eviction candidates a DMap keeps between
+// evictions (Redis's EVPOOL_SIZE).
+const evictPoolSize = 16
+
+// evictCand is a candidate for eviction: a sampled entry and its access
+// time when sampled.
+type evictCand struct {
+	h      uint64
+	ent    *kvEntry
+	access int64
+}
+
+// victim picks the key to evict from d, other than keep. Like Redis, it
+// samples the policy's LRUSamples keys into d's pool of the evictPoolSize
+// least recently used candidates seen so far, then takes the oldest
+// candidate still present and not used since it was sampled. So each
+// eviction benefits from earlier samples: much closer to exact LRU than
+// sampling alone. A sampled expired key is taken at once (expired true).
+func (o *opCtx) victim(d *dmapStore, keep *kvEntry) (key string, expired bool) {
 	for range d.pol.samples {
-		k, ent := d.tab.sample()
-		if ent == nil || k == keep {
+		h, ent := d.tab.sample()
+		if ent == nil || ent == keep {
 			continue
 		}
 		if ent.expired(o.now) {
-			return k, true
+			return ent.key(), true
 		}
-		if best == nil || ent.access < best.access {
-			key, best = k, ent
+		d.poolAdd(evictCand{h, ent, ent.access})
+	}
+	for len(d.pool) > 0 {
+		c := d.pool[0]
+		d.pool = append(d.pool[:0], d.pool[1:]...)
+		if c.ent != keep && c.ent.access == c.access && d.tab.get(c.ent.key(), c.h) == c.ent {
+			return c.ent.key(), false
 		}
 	}
-	if best == nil && d.tab.n > 1 {
-		// Every sample hit keep (a tiny table): take any other key.
-		d.tab.each(func(k string, _ *kvEntry) bool {
-			if k != keep {
-				key = k
+	// Every sample hit keep (a tiny table): take any other key.
+	if d.tab.n > 1 {
+		d.tab.each(func(_ uint64, e *kvEntry) bool {
+			if e != keep {
+				key = e.key()
 				return false
 			}
 			return true
 		})
 	}
 	return key, false
+}
+
+// poolAdd inserts c into d's pool, kept sorted by access time (oldest
+// first), holding at most evictPoolSize candidates.
+func (d *dmapStore) poolAdd(c evictCand) {
+	for i := range d.pool {
+		if d.pool[i].ent == c.ent { // sampled again: refresh
+			d.pool = append(d.pool[:i], d.pool[i+1:]...)
+			break
+		}
+	}
+	i := len(d.pool)
+	for i > 0 && d.pool[i-1].access > c.access {
+		i--
+	}
+	if i >= evictPoolSize {
+		return
+	}
+	if d.pool == nil {
+		d.pool = make([]evictCand, 0, evictPoolSize+1)
+	}
+	d.pool = append(d.pool, evictCand{})
+	copy(d.pool[i+1:], d.pool[i:])
+	d.pool[i] = c
+	if len(d.pool) > evictPoolSize {
+		d.pool = d.pool[:evictPoolSize]
+	}
 }

@@ -65,48 +65,50 @@ func (e *Engine) expirePartition(p uint32, deadline time.Time) int {
 	}
 	o := &opCtx{e: e, p: p, part: part, epoch: part.served, now: e.nowNanos()}
 	removed := 0
+	var ents []*kvEntry
 	var keys []string
 	for _, d := range part.dmaps {
-		removed += o.expireSampled(d, deadline, &keys)
+		removed += o.expireSampled(d, deadline, &ents)
 		if d.pol.maxIdle > 0 {
-			removed += o.evictIdleSampled(d, deadline, &keys)
+			removed += o.evictIdleSampled(d, deadline)
 		}
 		removed += o.expireLocks(d, &keys)
 	}
 	return removed
 }
 
-func (o *opCtx) expireSampled(d *dmapStore, deadline time.Time, keys *[]string) int {
+func (o *opCtx) expireSampled(d *dmapStore, deadline time.Time, ents *[]*kvEntry) int {
 	samples := o.e.cfg.ExpirySamples
 	removed := 0
 	for range expiryRoundsPerVisit {
 		if len(d.expires) == 0 {
 			break
 		}
-		*keys = (*keys)[:0]
+		*ents = (*ents)[:0]
 		sampled := 0
-		for k := range d.expires { // Go starts map iteration at random
+		for ent := range d.expires { // Go starts map iteration at random
 			sampled++
-			if ent := d.tab.get(k, keyHash(k)); ent != nil && ent.expired(o.now) {
-				*keys = append(*keys, k)
+			if ent.expired(o.now) {
+				*ents = append(*ents, ent)
 			}
 			if sampled == samples {
 				break
 			}
 		}
-		for _, k := range *keys {
-			o.remove(d, k)
+		for _, ent := range *ents {
+			o.remove(d, ent.key())
 			d.ctr.expirations.Add(1)
 		}
-		removed += len(*keys)
-		if len(*keys)*4 <= sampled || time.Now().After(deadline) {
+		removed += len(*ents)
+		if len(*ents)*4 <= sampled || time.Now().After(deadline) {
 			break
 		}
 	}
+	clear(*ents)
 	return removed
 }
 
-func (o *opCtx) evictIdleSampled(d *dmapStore, deadline time.Time, keys *[]string) int {
+func (o *opCtx) evictIdleSampled(d *dmapStore, deadline time.Time) int {
 	samples := o.e.cfg.ExpirySamples
 	removed := 0
 	for range expiryRoundsPerVisit {
@@ -115,12 +117,12 @@ func (o *opCtx) evictIdleSampled(d *dmapStore, deadline time.Time, keys *[]strin
 		}
 		found := 0
 		for range samples {
-			k, ent := d.tab.sample()
+			h, ent := d.tab.sample()
 			if ent == nil || !o.idle(d, ent) {
 				continue
 			}
 			found++
-			if d.tab.get(k, keyHash(k)) == ent { // not already removed (sampled twice)
+			if k := ent.key(); d.tab.get(k, h) == ent { // not already removed (sampled twice)
 				o.remove(d, k)
 				d.ctr.evictions.Add(1)
 				removed++

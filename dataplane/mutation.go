@@ -171,46 +171,46 @@ func (e *Engine) applyMutation(part *partition, m *Mutation, now int64) {
 	switch m.Kind {
 	case MutationSet:
 		d := e.dmapForWrite(part, m.DMap)
-		h := keyHash(m.Key)
-		ent, key := newKVEntry(m.Key, m.Value, m.Version, m.ExpireAt, now)
-		old := d.tab.set(key, h, ent)
-		d.bytes += ent.size(len(key))
+		ent := newKVEntry(m.Key, m.Value, m.Version, m.ExpireAt, now)
+		old := d.tab.set(hashKey(m.Key), ent)
+		d.bytes += ent.size()
 		if old != nil {
-			d.bytes -= old.size(len(key))
+			d.bytes -= old.size()
+			if old.expireAt != 0 {
+				d.delExpires(old)
+			}
 		}
 		if m.ExpireAt != 0 {
-			d.setExpires(key) // replaces the key string: old bytes unreferenced
-		} else if old != nil && old.expireAt != 0 {
-			delete(d.expires, key)
+			d.addExpires(ent)
 		}
-		m.Key, m.Value = key, ent.value(len(key))
+		m.Key, m.Value = ent.key(), ent.value()
 	case MutationDelete:
 		d := part.dmaps[m.DMap]
 		if d == nil {
 			return
 		}
-		old := d.tab.del(m.Key, keyHash(m.Key))
+		old := d.tab.del(m.Key, hashKey(m.Key))
 		if old == nil {
 			return
 		}
-		d.bytes -= old.size(len(m.Key))
+		d.bytes -= old.size()
 		if old.expireAt != 0 {
-			d.delExpires(m.Key)
+			d.delExpires(old)
 		}
 	case MutationExpire:
 		d := part.dmaps[m.DMap]
 		if d == nil {
 			return
 		}
-		ent := d.tab.get(m.Key, keyHash(m.Key))
+		ent := d.tab.get(m.Key, hashKey(m.Key))
 		if ent == nil {
 			return
 		}
 		switch was := ent.expireAt; {
 		case m.ExpireAt != 0 && was == 0:
-			d.setExpires(ent.key(len(m.Key)))
+			d.addExpires(ent)
 		case m.ExpireAt == 0 && was != 0:
-			d.delExpires(m.Key)
+			d.delExpires(ent)
 		}
 		ent.version, ent.expireAt, ent.access = m.Version, m.ExpireAt, now
 	case MutationLockSet:
@@ -237,7 +237,7 @@ func (e *Engine) applyMutation(part *partition, m *Mutation, now int64) {
 		}
 	case MutationDestroy:
 		if d := part.dmaps[m.DMap]; d != nil {
-			d.wakeAll()
+			d.wakeWaiters()
 			delete(part.dmaps, m.DMap)
 		}
 	}

@@ -49,7 +49,7 @@ func (part *partition) activeLocked() bool {
 // lock waiters; the fence stays.
 func (part *partition) resetLocked() {
 	for _, d := range part.dmaps {
-		d.wakeAll()
+		d.wakeWaiters()
 	}
 	part.dmaps = nil
 	part.seq = 0
@@ -66,13 +66,16 @@ type dmapStore struct {
 	tab  kvTable
 	// bytes is len(key)+len(value) summed over tab.
 	bytes int64
-	// expires holds the keys of tab that have an expiry (their strings view
-	// the entries' key bytes), for cheap sampling by the expiry cycle.
-	expires map[string]struct{}
+	// expires holds the entries of tab that have an expiry, for cheap
+	// sampling by the expiry cycle.
+	expires map[*kvEntry]struct{}
 	// locks is the lock namespace, separate from values.
 	locks map[string]*lockState
 	// waited holds the keys of locks that have a wake channel.
 	waited map[string]struct{}
+	// pool holds LRU eviction candidates (see victim); local, not
+	// replicated.
+	pool []evictCand
 }
 
 // lockState is a held lock.
@@ -91,15 +94,15 @@ type dmapCounters struct {
 	expirations atomic.Uint64
 }
 
-func (d *dmapStore) setExpires(key string) {
+func (d *dmapStore) addExpires(e *kvEntry) {
 	if d.expires == nil {
-		d.expires = make(map[string]struct{})
+		d.expires = make(map[*kvEntry]struct{})
 	}
-	d.expires[key] = struct{}{}
+	d.expires[e] = struct{}{}
 }
 
-func (d *dmapStore) delExpires(key string) {
-	delete(d.expires, key)
+func (d *dmapStore) delExpires(e *kvEntry) {
+	delete(d.expires, e)
 	if len(d.expires) == 0 {
 		d.expires = nil // Go maps never shrink: drop an emptied one
 	}
@@ -133,8 +136,6 @@ func (d *dmapStore) wakeWaiters() {
 	}
 	d.waited = nil
 }
-
-func (d *dmapStore) wakeAll() { d.wakeWaiters() }
 
 // dmapForWrite returns DMap name's store on part, creating it.
 func (e *Engine) dmapForWrite(part *partition, name string) *dmapStore {
@@ -213,8 +214,8 @@ func (e *Engine) Snapshot(p uint32, fenceAt uint64) (*PartitionSnapshot, error) 
 	s.DMaps = make([]DMapSnapshot, 0, len(part.dmaps))
 	for name, d := range part.dmaps {
 		ds := DMapSnapshot{Name: name, Entries: make([]EntrySnapshot, 0, d.tab.n)}
-		d.tab.each(func(k string, ent *kvEntry) bool {
-			ds.Entries = append(ds.Entries, EntrySnapshot{Key: k, Value: ent.value(len(k)), Version: ent.version, ExpireAt: ent.expireAt})
+		d.tab.each(func(_ uint64, ent *kvEntry) bool {
+			ds.Entries = append(ds.Entries, EntrySnapshot{Key: ent.key(), Value: ent.value(), Version: ent.version, ExpireAt: ent.expireAt})
 			return true
 		})
 		for k, ls := range d.locks {
@@ -327,11 +328,11 @@ func (e *Engine) Install(p uint32, s *PartitionSnapshot) error {
 		d := &dmapStore{name: ds.Name, pol: e.policyFor(ds.Name), ctr: e.countersFor(ds.Name)}
 		for j := range ds.Entries {
 			en := &ds.Entries[j]
-			ent, key := newKVEntry(en.Key, en.Value, en.Version, en.ExpireAt, now)
-			d.tab.set(key, keyHash(key), ent)
-			d.bytes += ent.size(len(key))
+			ent := newKVEntry(en.Key, en.Value, en.Version, en.ExpireAt, now)
+			d.tab.set(hashKey(en.Key), ent)
+			d.bytes += ent.size()
 			if en.ExpireAt != 0 {
-				d.setExpires(key)
+				d.addExpires(ent)
 			}
 		}
 		if len(ds.Locks) > 0 {
