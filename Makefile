@@ -45,6 +45,8 @@ lint: $(STATICCHECK)
 # propagation. Numbers in the README come from these commands.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./metadata ./fsm ./transport
+	$(GO) test -run '^$$' -bench 'Engine(Get|Put)' -benchmem ./dataplane
+	$(GO) test -run '^$$' -bench EngineMemory1M -benchtime 1x ./dataplane
 	$(GO) test -run '^$$' -bench FiveMembersConverge -benchtime 10x ./integration
 	$(GO) test -run '^$$' -bench RoutingProposalApplied -benchtime 500x ./integration
 
