@@ -195,9 +195,8 @@ func (m *Member) Ready(ctx context.Context) error {
 		last = m.node.Ready(cctx)
 		if last == nil {
 			// The node opens its data plane just after the routing table
-			// is initialized; DeleteMany with no key sends nothing and
-			// fails only while it is not open.
-			_, last = m.node.DeleteMany(cctx, "embedded-ready", nil)
+			// is initialized.
+			last = m.node.DataPlaneReady()
 		}
 		cancel()
 		if last == nil {

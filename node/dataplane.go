@@ -111,6 +111,13 @@ func (n *Node) dataPlane() (*dataplane.Service, error) {
 	return svc, nil
 }
 
+// DataPlaneReady returns nil once the data plane is open (it opens right
+// after the routing table is initialized), else why not.
+func (n *Node) DataPlaneReady() error {
+	_, err := n.dataPlane()
+	return err
+}
+
 // Do runs one DMap operation, routed to its partition's primary.
 func (n *Node) Do(ctx context.Context, req *dataplane.Request) (*dataplane.Response, error) {
 	svc, err := n.dataPlane()
