@@ -47,6 +47,7 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./metadata ./fsm ./transport
 	$(GO) test -run '^$$' -bench 'Engine(Get|Put)' -benchmem ./dataplane
 	$(GO) test -run '^$$' -bench EngineMemory1M -benchtime 1x ./dataplane
+	$(GO) test -run '^$$' -bench MemberRSS1M -benchtime 1x ./embedded
 	$(GO) test -run '^$$' -bench FiveMembersConverge -benchtime 10x ./integration
 	$(GO) test -run '^$$' -bench RoutingProposalApplied -benchtime 500x ./integration
 
