@@ -79,11 +79,24 @@ type Config struct {
 	// round while more than 25% of a sample had expired (as Redis does), up
 	// to a quarter of ExpiryInterval per cycle.
 	ExpirySamples int `yaml:"expiry_samples"`
+	// DedupeEntries bounds how many write results (of writes with a
+	// request id) a partition keeps for retries; the oldest go first
+	// (default DefaultDedupeEntries, at most 1<<20).
+	DedupeEntries int `yaml:"dedupe_entries"`
+	// DedupeBytes bounds the memory of a partition's write results
+	// (DedupeEntries alone does not: getput records the previous value);
+	// the oldest go first, the newest stays even if alone over it (default
+	// DefaultDedupeBytes, at most 1 GiB).
+	DedupeBytes int64 `yaml:"dedupe_bytes"`
+	// DedupeWindow is how long a recorded write result answers retries
+	// (default DefaultDedupeWindow, at most 24h).
+	DedupeWindow time.Duration `yaml:"dedupe_window"`
 }
 
 // DefaultConfig returns the default configuration: no limits, no default
 // TTL, LRU eviction with 5 samples, 16 MiB values, a 100ms expiry cycle
-// sampling 20 keys.
+// sampling 20 keys, and per partition the results of the last 4096 writes
+// with a request id (at most 1 MiB) kept for 5 minutes.
 func DefaultConfig() Config {
 	return Config{
 		Default: DMapConfig{
@@ -93,6 +106,9 @@ func DefaultConfig() Config {
 		MaxValueLen:    DefaultMaxValueLen,
 		ExpiryInterval: DefaultExpiryInterval,
 		ExpirySamples:  DefaultExpirySamples,
+		DedupeEntries:  DefaultDedupeEntries,
+		DedupeBytes:    DefaultDedupeBytes,
+		DedupeWindow:   DefaultDedupeWindow,
 	}
 }
 
@@ -126,6 +142,15 @@ func (c *Config) Validate() error {
 	}
 	if c.ExpirySamples < 0 || c.ExpirySamples > maxExpirySamples {
 		bad("expiry_samples %d out of range [0, %d]", c.ExpirySamples, maxExpirySamples)
+	}
+	if c.DedupeEntries < 0 || c.DedupeEntries > maxDedupeEntries {
+		bad("dedupe_entries %d out of range [0, %d]", c.DedupeEntries, maxDedupeEntries)
+	}
+	if c.DedupeBytes < 0 || c.DedupeBytes > maxDedupeBytes {
+		bad("dedupe_bytes %d out of range [0, %d]", c.DedupeBytes, maxDedupeBytes)
+	}
+	if c.DedupeWindow < 0 || c.DedupeWindow > maxDedupeWindow {
+		bad("dedupe_window %s out of range [0, %s]", c.DedupeWindow, maxDedupeWindow)
 	}
 	return errors.Join(errs...)
 }
@@ -163,6 +188,15 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ExpirySamples == 0 {
 		c.ExpirySamples = DefaultExpirySamples
+	}
+	if c.DedupeEntries == 0 {
+		c.DedupeEntries = DefaultDedupeEntries
+	}
+	if c.DedupeBytes == 0 {
+		c.DedupeBytes = DefaultDedupeBytes
+	}
+	if c.DedupeWindow == 0 {
+		c.DedupeWindow = DefaultDedupeWindow
 	}
 	if c.Default.Eviction == "" {
 		c.Default.Eviction = EvictionLRU

@@ -26,10 +26,40 @@
 // epoch before e changes p.
 //
 // Mutations. Every change — client writes, lazy and background expiry,
-// evictions — is computed as a Mutation and applied by one function
+// evictions, request results — is computed as a Mutation and applied by one function
 // (applyMutation); Do reports each to Engine.OnMutation, and
 // ApplyMutation applies a primary's mutations on another engine, in
 // sequence order (ErrSeqGap otherwise), reaching the same state.
+//
+// Request ids. A write carrying a Request.RequestID (the X-Request-Id
+// header, at most MaxRequestIDLen bytes) names one logical write: a client
+// that got an indeterminate result retries with the same id. Per
+// partition a dedupe table keeps the results of recent writes by id; Do of
+// a write whose id has a live result returns a copy of it — the Response,
+// or an error with the first one's sentinel and text — and applies
+// nothing (no mutation, no sequence number), even after a failover. An id
+// reused for a different request (op, DMap, key or arguments differ;
+// Wait and routing fields do not count) fails with ErrInvalid. Recorded:
+// successes and the definitive failures decided against the partition's
+// state (not_found, key_exists, version_mismatch, not_a_number, overflow,
+// locked, no_such_lock, full). Not recorded, so a retry runs again:
+// validation errors, fencing, unavailability and context errors
+// (including a lock wait given up). A lock with Wait checks the table at
+// every attempt, so two attempts waiting side by side get one token.
+// Reads ignore ids. Bounds (Config): at most DedupeEntries results
+// (default 4096) and DedupeBytes (default 1 MiB; getput's previous value
+// counts) per partition, oldest dropped first, the newest always kept; a
+// result answers for DedupeWindow (default 5 minutes) after it was
+// recorded, by the engine clock (a recording time never precedes the
+// previous one's), and is dropped once a newer record is a window
+// younger. The table is state of the partition: the record travels on
+// the write's last mutation (Mutation.RequestID and Result; a write that
+// changed nothing gets a MutationRecord), in PartitionSnapshot.Requests,
+// and is forgotten by Drop. Its content depends only on the records and
+// the bounds, never on when a clock was read, so a backup replaying the
+// mutations or installing a snapshot holds the same table; only lookups
+// read the local clock (clock skew between primaries stretches or
+// shortens the window after a handover).
 //
 // Expiry and eviction. Expired keys are deleted when touched (lazily) and
 // by a background cycle that samples keys with an expiry per DMap and
@@ -74,7 +104,9 @@
 //  5. OnMutation is called by whichever goroutine applied the mutation (a
 //     Do caller or the expiry goroutine) with the partition's mutex held,
 //     in sequence order per partition. It must not block or call the
-//     Engine.
+//     Engine. For a write with a request id the operation's mutations are
+//     reported together when it ends (the last carries the result), still
+//     under the same mutex hold.
 //  6. Stats may be called from any goroutine: it locks each partition in
 //     turn and reads atomic counters.
 //

@@ -20,6 +20,7 @@ type Engine struct {
 	OnMutation func(p uint32, m Mutation)
 
 	cfg      Config
+	dedupe   dedupeLimits
 	now      func() time.Time
 	parts    []partition
 	def      *dmapPolicy
@@ -53,6 +54,7 @@ func NewEngine(cfg Config, partitionCount uint32, now func() time.Time) (*Engine
 	cfg = cfg.withDefaults()
 	e := &Engine{
 		cfg:      cfg,
+		dedupe:   dedupeLimits{entries: cfg.DedupeEntries, bytes: cfg.DedupeBytes, window: int64(cfg.DedupeWindow)},
 		now:      now,
 		parts:    make([]partition, partitionCount),
 		def:      cfg.Default.policy(),
@@ -125,6 +127,12 @@ func (e *Engine) countersFor(name string) *dmapCounters {
 // lock. Every write takes the partition's next sequence number seq and
 // gives the key version epoch<<40 | seq (see Response.Version).
 //
+// Request ids: a write (Op.IsWrite) with a RequestID whose result p still
+// holds is not run again: Do returns a copy of the recorded result (the
+// Response, or an error with the first one's sentinel and text); otherwise
+// it runs and its definitive result is recorded (see doc.go, "Request
+// ids"). The id must be at most MaxRequestIDLen bytes.
+//
 // Errors wrap the sentinels of request.go. req.Partition is ignored (p is
 // authoritative) and req is not retained.
 func (e *Engine) Do(ctx context.Context, p uint32, epoch uint64, req *Request) (*Response, error) {
@@ -162,7 +170,14 @@ func (e *Engine) Do(ctx context.Context, p uint32, epoch uint64, req *Request) (
 	if err != nil {
 		return nil, err
 	}
-	return o.run(req, match)
+	if req.RequestID != "" && req.Op.IsWrite() {
+		if resp, err, hit := o.dedupeBegin(req); hit {
+			return resp, err
+		}
+	}
+	resp, err := o.run(req, match)
+	o.dedupeFinish(resp, err)
+	return resp, err
 }
 
 // run dispatches req (not a lock) to its operation.
@@ -232,6 +247,9 @@ func (e *Engine) checkRequest(req *Request) error {
 	}
 	if req.TTL != 0 && req.ExpireAt != 0 {
 		return fmt.Errorf("%w: both ttl and expire_at set", ErrInvalid)
+	}
+	if len(req.RequestID) > MaxRequestIDLen {
+		return fmt.Errorf("%w: request id of %d bytes, limit %d", ErrInvalid, len(req.RequestID), MaxRequestIDLen)
 	}
 	switch req.Op {
 	case OpScan:

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -20,7 +21,21 @@ func etDriverConfig() Config {
 			"d": {TTL: 3 * time.Second},
 		},
 		ExpirySamples: 4,
+		// Small dedupe bounds, so that retries meet evicted results too.
+		DedupeEntries: 6,
+		DedupeBytes:   1500,
+		DedupeWindow:  20 * time.Second,
 	}
+}
+
+// etRequestIDs numbers the request ids drivers make (unique across the
+// drivers sharing an engine).
+var etRequestIDs atomic.Uint64
+
+// etSent is a write with a request id a driver made, to retry.
+type etSent struct {
+	p   uint32
+	req Request
 }
 
 // etDriver turns bytes into engine operations: a fuzzer's input or a
@@ -32,6 +47,13 @@ type etDriver struct {
 	in     []byte
 	epochs []uint64 // per partition, the epoch requests use
 	tokens []uint64 // lock tokens seen
+	sent   []etSent // recent writes with a request id
+	// strict: the driver is the engine's only user, so it may check that a
+	// retry whose result the engine holds gets it, unapplied.
+	strict bool
+	// replayed counts the retries strict checking saw answered from the
+	// dedupe table; retried counts every retry.
+	replayed, retried int
 }
 
 func newETDriver(e *Engine, clk *etClock, in []byte) *etDriver {
@@ -63,7 +85,8 @@ func (d *etDriver) step(t etT) error {
 	key := fmt.Sprintf("k%d", d.byte()%12)
 	req := &Request{DMap: dmap, Key: key}
 	flags := d.byte()
-	switch op % 20 {
+	var retry bool
+	switch op % 22 {
 	case 0, 1, 2:
 		req.Op = OpPut
 		req.Value = make([]byte, int(d.byte())%50)
@@ -141,8 +164,45 @@ func (d *etDriver) step(t etT) error {
 			d.epochs[p]++
 		}
 		return nil
+	case 20, 21:
+		// A client retries a write whose outcome it did not learn.
+		if len(d.sent) == 0 {
+			return nil
+		}
+		s := d.sent[int(flags)%len(d.sent)]
+		p, retry = s.p, true
+		req = new(Request)
+		*req = s.req
+	}
+	if !retry && req.Op.IsWrite() && d.byte()%3 != 0 {
+		req.RequestID = fmt.Sprintf("rid-%d", etRequestIDs.Add(1))
+	}
+	var want *RequestResult
+	var seq uint64
+	if retry && d.strict {
+		part := &d.e.parts[p]
+		part.mu.Lock()
+		if r := part.dedupe.lookup(req.RequestID, d.e.nowNanos(), d.e.dedupe); r != nil {
+			c := *r
+			want = &c
+		}
+		seq = part.seq
+		part.mu.Unlock()
 	}
 	resp, err := d.e.Do(context.Background(), p, d.epochs[p], req)
+	if retry {
+		d.retried++
+	}
+	if want != nil {
+		d.replayed++
+		d.checkReplayed(t, p, seq, req, want, resp, err)
+	}
+	if req.RequestID != "" && !retry {
+		if len(d.sent) == 32 {
+			d.sent = append(d.sent[:0], d.sent[1:]...)
+		}
+		d.sent = append(d.sent, etSent{p: p, req: *req})
+	}
 	if err != nil {
 		if CodeOf(err) == "" {
 			t.Errorf("%s: error without a sentinel: %v", req.Op, err)
@@ -160,6 +220,24 @@ func (d *etDriver) step(t etT) error {
 		d.tokens = append(d.tokens, resp.Token)
 	}
 	return nil
+}
+
+// checkReplayed checks that a retry the engine held a result for (want)
+// got it and changed nothing (the sequence number stayed seq).
+func (d *etDriver) checkReplayed(t etT, p uint32, seq uint64, req *Request, want *RequestResult, resp *Response, err error) {
+	part := &d.e.parts[p]
+	part.mu.Lock()
+	after := part.seq
+	part.mu.Unlock()
+	if after != seq {
+		t.Errorf("retry of %s %q (%s): sequence %d -> %d", req.Op, req.Key, req.RequestID, seq, after)
+	}
+	switch {
+	case want.Response != nil && (err != nil || resp == nil || !etSameResponse(resp, want.Response)):
+		t.Errorf("retry of %s %q (%s): %+v %v, recorded %s", req.Op, req.Key, req.RequestID, resp, err, etFormatResult(want))
+	case want.Response == nil && (err == nil || CodeOf(err) != want.Code || err.Error() != want.Message):
+		t.Errorf("retry of %s %q (%s): %+v %v, recorded %s", req.Op, req.Key, req.RequestID, resp, err, etFormatResult(want))
+	}
 }
 
 // etRecorder records OnMutation's calls per partition.

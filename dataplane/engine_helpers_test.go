@@ -120,7 +120,65 @@ func etDiffSnapshots(a, b *PartitionSnapshot) string {
 			}
 		}
 	}
+	if len(a.Requests) != len(b.Requests) {
+		return fmt.Sprintf("p%d: %d request results vs %d", a.Partition, len(a.Requests), len(b.Requests))
+	}
+	for i := range a.Requests {
+		x, y := a.Requests[i], b.Requests[i]
+		if x.ID != y.ID || !etSameResult(&x.Result, &y.Result) {
+			return fmt.Sprintf("p%d request %d: %q %s vs %q %s", a.Partition, i, x.ID, etFormatResult(&x.Result), y.ID, etFormatResult(&y.Result))
+		}
+	}
 	return ""
+}
+
+// etSameResult reports whether two request results are equal.
+func etSameResult(x, y *RequestResult) bool {
+	if x.At != y.At || x.Fingerprint != y.Fingerprint || x.Code != y.Code || x.Message != y.Message ||
+		(x.Response == nil) != (y.Response == nil) {
+		return false
+	}
+	return x.Response == nil || etSameResponse(x.Response, y.Response)
+}
+
+// etSameResponse compares the fields a write's response may set.
+func etSameResponse(x, y *Response) bool {
+	return x.Found == y.Found && bytes.Equal(x.Value, y.Value) && x.Version == y.Version && x.TTL == y.TTL &&
+		x.Deleted == y.Deleted && x.Int == y.Int && x.Float == y.Float && x.Token == y.Token
+}
+
+func etFormatResult(r *RequestResult) string {
+	if r.Response != nil {
+		return fmt.Sprintf("{at %d fp %x resp %+v}", r.At, r.Fingerprint, *r.Response)
+	}
+	return fmt.Sprintf("{at %d fp %x %s %q}", r.At, r.Fingerprint, r.Code, r.Message)
+}
+
+// etCheckDedupe checks a dedupe table's bookkeeping and bounds.
+func etCheckDedupe(t etT, e *Engine, p int, tab *dedupeTable) {
+	t.Helper()
+	var size int64
+	for i, ent := range tab.q {
+		size += ent.size
+		if tab.byID[ent.id] != ent {
+			t.Errorf("p%d: dedupe entry %d (%q) is not indexed", p, i, ent.id)
+		}
+		if i > 0 && ent.res.At < tab.q[i-1].res.At {
+			t.Errorf("p%d: dedupe entry %d (%q) recorded before its predecessor", p, i, ent.id)
+		}
+		if ent.size != ent.res.size(ent.id) {
+			t.Errorf("p%d: dedupe entry %q: size %d, want %d", p, ent.id, ent.size, ent.res.size(ent.id))
+		}
+	}
+	if len(tab.byID) != len(tab.q) || size != tab.bytes {
+		t.Errorf("p%d: dedupe table: %d indexed, %d queued, %d bytes counted, %d recorded", p, len(tab.byID), len(tab.q), size, tab.bytes)
+	}
+	if len(tab.q) > e.dedupe.entries || (len(tab.q) > 1 && tab.bytes > e.dedupe.bytes) {
+		t.Errorf("p%d: dedupe table over its bounds: %d entries, %d bytes", p, len(tab.q), tab.bytes)
+	}
+	if n := len(tab.q); n > 1 && tab.q[n-1].res.At-tab.q[0].res.At >= e.dedupe.window {
+		t.Errorf("p%d: dedupe table holds entries a window apart", p)
+	}
 }
 
 // etCheckInvariants checks the engine's internal bookkeeping: key and
@@ -171,6 +229,7 @@ func etCheckInvariants(t etT, e *Engine) {
 				}
 			}
 		}
+		etCheckDedupe(t, e, p, &part.dedupe)
 		part.mu.Unlock()
 	}
 }

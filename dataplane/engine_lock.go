@@ -49,13 +49,22 @@ func (e *Engine) lock(ctx context.Context, p uint32, part *partition, epoch uint
 
 // tryLock takes the lock if it is free or expired. Otherwise, if wait, it
 // returns a channel closed when the lock changes hands and the lease's
-// remaining time (ns); if not, ErrLocked.
-func (e *Engine) tryLock(p uint32, part *partition, epoch uint64, req *Request, wait bool) (*Response, <-chan struct{}, int64, error) {
+// remaining time (ns); if not, ErrLocked. With a request id, a recorded
+// result answers; a taken lock or ErrLocked is recorded, a wait is not.
+func (e *Engine) tryLock(p uint32, part *partition, epoch uint64, req *Request, wait bool) (resp *Response, wake <-chan struct{}, left int64, err error) {
 	part.mu.Lock()
 	defer part.mu.Unlock()
 	o, err := e.beginLocked(p, part, epoch, true)
 	if err != nil {
 		return nil, nil, 0, err
+	}
+	if req.RequestID != "" {
+		// Checked at every attempt: a retry that waited next to the first
+		// attempt answers with the lock that one took.
+		if resp, err, hit := o.dedupeBegin(req); hit {
+			return resp, nil, 0, err
+		}
+		defer func() { o.dedupeFinish(resp, err) }()
 	}
 	var ls *lockState
 	d := part.dmaps[req.DMap]

@@ -17,11 +17,18 @@ type opCtx struct {
 	part  *partition
 	epoch uint64
 	now   int64 // unix ns, read once per operation
+	// A write with a request id (dedupeBegin): its id and fingerprint, and
+	// its mutations, applied but held back from OnMutation until
+	// dedupeFinish.
+	rid  string
+	fp   uint64
+	hold bool
+	held []Mutation
 }
 
 // emit completes m (its sequence number and epoch, and the new version of
 // a set, an expire or a new lock), applies it and reports it to
-// OnMutation.
+// OnMutation (or holds it for dedupeFinish).
 func (o *opCtx) emit(m *Mutation) {
 	m.Seq = o.part.seq + 1
 	m.Epoch = o.epoch
@@ -34,7 +41,9 @@ func (o *opCtx) emit(m *Mutation) {
 		}
 	}
 	o.e.applyMutation(o.part, m, o.now)
-	if h := o.e.OnMutation; h != nil {
+	if o.hold {
+		o.held = append(o.held, *m)
+	} else if h := o.e.OnMutation; h != nil {
 		h(o.p, *m)
 	}
 }

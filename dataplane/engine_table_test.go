@@ -131,6 +131,7 @@ func TestTableCollisionsReplay(t *testing.T) {
 			in[i] = byte(x)
 		}
 		drv := newETDriver(a, clk, in)
+		drv.strict = true
 		for !drv.done() {
 			drv.step(t)
 		}

@@ -26,6 +26,10 @@ const (
 	MutationLockDelete MutationKind = 5
 	// MutationDestroy removes every value and lock of DMap.
 	MutationDestroy MutationKind = 6
+	// MutationRecord changes no value or lock: it records Result for
+	// RequestID (a write with a request id that changed nothing, e.g. a
+	// failure or a delete of an absent key). DMap and Key are unused.
+	MutationRecord MutationKind = 7
 )
 
 // String returns the kind's name, e.g. "set".
@@ -43,6 +47,8 @@ func (k MutationKind) String() string {
 		return "lockdel"
 	case MutationDestroy:
 		return "destroy"
+	case MutationRecord:
+		return "record"
 	}
 	return fmt.Sprintf("MutationKind(%d)", uint8(k))
 }
@@ -70,6 +76,14 @@ type Mutation struct {
 	Version uint64 `msgpack:"ver,omitempty"`
 	// ExpireAt (set, expire, lockset): unix nanoseconds; 0 = none.
 	ExpireAt int64 `msgpack:"exp,omitempty"`
+	// RequestID and Result, set together on the last mutation of a client
+	// write that carried a request id (or on its MutationRecord): applying
+	// the mutation also records Result in the partition's dedupe table, so
+	// a backup that becomes primary answers a retry as the old primary
+	// would. In a mutation given to OnMutation, Result views the engine's
+	// stored copy: never modify it.
+	RequestID string         `msgpack:"rid,omitempty"`
+	Result    *RequestResult `msgpack:"res,omitempty"`
 }
 
 // Version layout: the leader epoch in the high 24 bits, the partition
@@ -98,6 +112,22 @@ func (m *Mutation) check() error {
 	}
 	if m.Seq == 0 || m.Seq > maxSeq {
 		return fmt.Errorf("%w: mutation sequence %d out of range", ErrInvalid, m.Seq)
+	}
+	switch {
+	case len(m.RequestID) > MaxRequestIDLen:
+		return fmt.Errorf("%w: mutation request id of %d bytes", ErrInvalid, len(m.RequestID))
+	case (m.RequestID == "") != (m.Result == nil):
+		return fmt.Errorf("%w: mutation with a request id or a result, not both", ErrInvalid)
+	case m.Result != nil:
+		if err := m.Result.check(); err != nil {
+			return err
+		}
+	}
+	if m.Kind == MutationRecord {
+		if m.RequestID == "" {
+			return fmt.Errorf("%w: record mutation without a request id", ErrInvalid)
+		}
+		return nil
 	}
 	if m.DMap == "" || len(m.DMap) > MaxDMapNameLen {
 		return fmt.Errorf("%w: mutation dmap name of %d bytes", ErrInvalid, len(m.DMap))
@@ -160,14 +190,24 @@ func (e *Engine) ApplyMutation(p uint32, m Mutation) error {
 }
 
 // applyMutation applies m to part and advances its sequence number. It is
-// the only function that changes a partition's values and locks. m must be
+// the only function that changes a partition's values and locks (and,
+// besides Install, its dedupe table). m must be
 // valid (check, or built by the engine); applying a delete, expire or lock
 // delete of something absent changes nothing but the sequence. For a set,
 // m.Key and m.Value are replaced by views of the stored bytes (so m
 // retains no caller memory).
+// A mutation with a RequestID also records its Result (a copy).
 // now only stamps access times. part.mu is held.
 func (e *Engine) applyMutation(part *partition, m *Mutation, now int64) {
 	part.seq = m.Seq
+	e.applyChange(part, m, now)
+	if m.RequestID != "" {
+		e.recordLocked(part, m.RequestID, m.Result)
+	}
+}
+
+// applyChange makes m's change to part's values and locks.
+func (e *Engine) applyChange(part *partition, m *Mutation, now int64) {
 	switch m.Kind {
 	case MutationSet:
 		d := e.dmapForWrite(part, m.DMap)

@@ -16,6 +16,7 @@ import (
 // sequences (every op kind, expiry, evictions, destroys, failovers).
 func TestMutationReplayEquivalence(t *testing.T) {
 	kinds := map[MutationKind]int{}
+	var replayed, retried int
 	rapid.Check(t, func(rt *rapid.T) {
 		// Either bytes rapid can shrink, or a long pseudo-random stream.
 		in := rapid.SliceOfN(rapid.Byte(), 0, 3000).Draw(rt, "ops")
@@ -38,24 +39,29 @@ func TestMutationReplayEquivalence(t *testing.T) {
 			rt.Fatal(err)
 		}
 		drv := newETDriver(a, clk, in)
+		drv.strict = true
 		for !drv.done() {
 			drv.step(rt)
 		}
 		etCheckInvariants(rt, a)
 		rec.replay(rt, a, b)
 		etCheckInvariants(rt, b)
+		replayed, retried = replayed+drv.replayed, retried+drv.retried
 		for _, ms := range rec.per {
 			for _, m := range ms {
 				kinds[m.Kind]++
 			}
 		}
 	})
-	for k := MutationSet; k <= MutationDestroy; k++ {
+	for k := MutationSet; k <= MutationRecord; k++ {
 		if kinds[k] == 0 {
 			t.Errorf("no %s mutation was tested: %v", k, kinds)
 		}
 	}
-	t.Logf("mutations replayed: %v", kinds)
+	if replayed == 0 || replayed == retried {
+		t.Errorf("of %d retries %d were answered from the dedupe table: want some, not all", retried, replayed)
+	}
+	t.Logf("mutations replayed: %v; retries %d, answered from the dedupe table %d", kinds, retried, replayed)
 }
 
 func TestMutationHookReportsEveryWrite(t *testing.T) {
@@ -173,7 +179,8 @@ func TestApplyMutationMakesBackup(t *testing.T) {
 
 func TestMutationKindString(t *testing.T) {
 	for k, want := range map[MutationKind]string{MutationSet: "set", MutationDelete: "delete", MutationExpire: "expire",
-		MutationLockSet: "lockset", MutationLockDelete: "lockdel", MutationDestroy: "destroy", 42: "MutationKind(42)"} {
+		MutationLockSet: "lockset", MutationLockDelete: "lockdel", MutationDestroy: "destroy", MutationRecord: "record",
+		42: "MutationKind(42)"} {
 		if k.String() != want {
 			t.Errorf("%d: %q", k, k.String())
 		}

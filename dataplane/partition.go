@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 )
@@ -24,7 +25,9 @@ type partition struct {
 	// seq is the sequence number of the last mutation applied.
 	seq   uint64
 	dmaps map[string]*dmapStore
-	_     [64]byte // keep neighbouring partitions' locks off one cache line
+	// dedupe holds the results of recent writes with a request id.
+	dedupe dedupeTable
+	_      [64]byte // keep neighbouring partitions' locks off one cache line
 }
 
 // raiseFenceLocked raises the fence to epoch; waiters for locks are woken
@@ -45,13 +48,14 @@ func (part *partition) activeLocked() bool {
 	return part.primary && part.served == part.fence
 }
 
-// resetLocked forgets every value and lock (and the sequence number), waking
-// lock waiters; the fence stays.
+// resetLocked forgets every value and lock, the sequence number and the
+// dedupe table, waking lock waiters; the fence stays.
 func (part *partition) resetLocked() {
 	for _, d := range part.dmaps {
 		d.wakeWaiters()
 	}
 	part.dmaps = nil
+	part.dedupe = dedupeTable{}
 	part.seq = 0
 	part.primary = false
 	part.served = 0
@@ -157,20 +161,24 @@ func (e *Engine) dmapForWrite(part *partition, name string) *dmapStore {
 const SnapshotFormat = 1
 
 // PartitionSnapshot is a consistent copy of one partition: every DMap's
-// values (with version and expiry) and locks, the sequence number and the
-// fence epoch. It is msgpack-encodable; Install validates one before using
-// it, so a snapshot decoded from the network cannot corrupt the engine.
+// values (with version and expiry) and locks, the dedupe table of recent
+// write results, the sequence number and the fence epoch. It is
+// msgpack-encodable; Install validates one before using it, so a snapshot
+// decoded from the network cannot corrupt the engine.
 //
-// Values share the engine's immutable stored bytes: never modify them.
-// Entries and locks are sorted by key, DMaps by name, so equal states give
-// equal snapshots. Access times (LRU, max idle) are not included: an
-// installed key counts as just used.
+// Values and request results share the engine's immutable stored data:
+// never modify them. Entries and locks are sorted by key, DMaps by name,
+// requests are in recording order, so equal states give equal snapshots.
+// Access times (LRU, max idle) are not included: an installed key counts
+// as just used.
 type PartitionSnapshot struct {
 	Format    uint8          `msgpack:"fmt"`
 	Partition uint32         `msgpack:"p"`
 	Seq       uint64         `msgpack:"seq"`
 	Fence     uint64         `msgpack:"fence"`
 	DMaps     []DMapSnapshot `msgpack:"dmaps,omitempty"`
+	// Requests is the dedupe table, oldest first (see RequestResult).
+	Requests []RequestSnapshot `msgpack:"reqs,omitempty"`
 }
 
 // DMapSnapshot is one DMap of a PartitionSnapshot.
@@ -226,6 +234,12 @@ func (e *Engine) Snapshot(p uint32, fenceAt uint64) (*PartitionSnapshot, error) 
 		}
 		s.DMaps = append(s.DMaps, ds)
 	}
+	if n := len(part.dedupe.q); n > 0 {
+		s.Requests = make([]RequestSnapshot, n)
+		for i, ent := range part.dedupe.q {
+			s.Requests[i] = RequestSnapshot{ID: ent.id, Result: ent.res}
+		}
+	}
 	part.mu.Unlock()
 	slices.SortFunc(s.DMaps, func(a, b DMapSnapshot) int { return cmp.Compare(a.Name, b.Name) })
 	for i := range s.DMaps {
@@ -241,7 +255,8 @@ func (e *Engine) Snapshot(p uint32, fenceAt uint64) (*PartitionSnapshot, error) 
 // Validate checks that s is a well-formed snapshot of partition p: known
 // format, sequence and epochs in range, valid and unique DMap names and
 // keys, values within the hard limit, no version or token newer than the
-// sequence number, non-negative expiries.
+// sequence number, non-negative expiries; at most 1<<20 request results,
+// with valid unique ids, in recording order, each well formed.
 func (s *PartitionSnapshot) Validate(p uint32) error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: snapshot of partition %d: "+format, append([]any{ErrInvalid, p}, args...)...)
@@ -304,6 +319,26 @@ func (s *PartitionSnapshot) Validate(p uint32) error {
 			keys[l.Key] = struct{}{}
 		}
 	}
+	if len(s.Requests) > maxDedupeEntries {
+		return bad("%d request results, limit %d", len(s.Requests), maxDedupeEntries)
+	}
+	ids := make(map[string]struct{}, len(s.Requests))
+	for i := range s.Requests {
+		r := &s.Requests[i]
+		switch {
+		case r.ID == "" || len(r.ID) > MaxRequestIDLen:
+			return bad("request %d: id of %d bytes", i, len(r.ID))
+		case i > 0 && r.Result.At < s.Requests[i-1].Result.At:
+			return bad("request %q: recorded before the one ahead of it", r.ID)
+		}
+		if err := r.Result.check(); err != nil {
+			return bad("request %q: %v", r.ID, err)
+		}
+		if _, dup := ids[r.ID]; dup {
+			return bad("request %q twice", r.ID)
+		}
+		ids[r.ID] = struct{}{}
+	}
 	return nil
 }
 
@@ -312,7 +347,8 @@ func (s *PartitionSnapshot) Validate(p uint32) error {
 // values are copied, so s may be discarded. The fence becomes the higher
 // of p's and s's; lock waiters are woken (they re-check against the new
 // state). This member is not p's primary until a Do serves p. Limits are
-// not enforced on install: the next write evicts as needed.
+// not enforced on install: the next write evicts as needed. The request
+// results are kept within this engine's dedupe bounds (the newest first).
 func (e *Engine) Install(p uint32, s *PartitionSnapshot) error {
 	part, err := e.partition(p)
 	if err != nil {
@@ -346,10 +382,19 @@ func (e *Engine) Install(p uint32, s *PartitionSnapshot) error {
 	if len(dmaps) == 0 {
 		dmaps = nil
 	}
+	var dedupe dedupeTable
+	reqs := s.Requests
+	if extra := len(reqs) - e.dedupe.entries; extra > 0 {
+		reqs = reqs[extra:]
+	}
+	for i := range reqs {
+		dedupe.record(strings.Clone(reqs[i].ID), reqs[i].Result.clone(), e.dedupe)
+	}
 	part.mu.Lock()
 	defer part.mu.Unlock()
 	part.resetLocked()
 	part.dmaps = dmaps
+	part.dedupe = dedupe
 	part.seq = s.Seq
 	part.raiseFenceLocked(s.Fence)
 	return nil

@@ -114,7 +114,11 @@ type Request struct {
 	// LeaderEpoch is the partition's leader epoch in the forwarder's table;
 	// the primary refuses an older one.
 	LeaderEpoch uint64 `msgpack:"le,omitempty"`
-	// RequestID makes a retried write idempotent (set by clients that retry).
+	// RequestID makes a retried write idempotent (set by clients that
+	// retry, from the X-Request-Id header): it names one logical write, and
+	// a write whose id the partition has a recorded result for is answered
+	// with that result instead of being applied again. At most
+	// MaxRequestIDLen bytes; ignored on reads.
 	RequestID string `msgpack:"rid,omitempty"`
 }
 
@@ -158,6 +162,8 @@ const (
 	MaxScanLimit = 10000
 	// MaxTTL bounds a TTL or lease (about 10 years).
 	MaxTTL = 10 * 365 * 24 * time.Hour
+	// MaxRequestIDLen bounds a request id (longer: ErrInvalid).
+	MaxRequestIDLen = 256
 )
 
 // Sentinel errors. Each has a stable wire code (Code, CodeOf) that the
