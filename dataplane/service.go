@@ -192,8 +192,13 @@ func (s *Service) OnRouting(t *metadata.RoutingTable) {
 }
 
 // acquire fills partition p (led by this member at p.LeaderEpoch) from its
-// previous primary, retrying until it succeeds, the partition moves on,
-// the previous primary is known to be gone, or the service closes.
+// previous primary, retrying until it succeeds, the partition moves on, or
+// the service closes. If the previous primary is gone (failed or removed)
+// or never held the data, the loss is reported to the leader, which marks
+// the partition unavailable (and refuses while the previous primary is
+// alive: then pulling goes on). The transfer semaphore is held only while a
+// pull is in flight, never across a backoff, so one stuck partition cannot
+// starve the others.
 func (s *Service) acquire(t *metadata.RoutingTable, p metadata.Partition) {
 	defer s.wg.Done()
 	defer func() {
@@ -203,75 +208,75 @@ func (s *Service) acquire(t *metadata.RoutingTable, p metadata.Partition) {
 		}
 		s.mu.Unlock()
 	}()
-	select {
-	case s.sem <- struct{}{}:
-		defer func() { <-s.sem }()
-	case <-s.stop:
-		return
-	}
 	wait := 10 * time.Millisecond
+	start := time.Now()
 	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-s.stop:
+				return
+			case <-time.After(wait):
+			}
+			wait = min(2*wait, 500*time.Millisecond)
+		}
 		cur := s.cfg.Routing.Routing()
 		if cp, ok := cur.Partition(p.ID); !ok || cp.Primary != s.self || cp.LeaderEpoch != p.LeaderEpoch {
 			return // moved on; OnRouting takes it from here
 		}
 		prev, known := cur.Member(p.PrevPrimary)
 		if !known || prev.State == metadata.MemberFailed {
-			s.reportLost(p, prev, known)
+			if s.reportLost(p, prev, known) {
+				return
+			}
+			continue
+		}
+		select {
+		case s.sem <- struct{}{}:
+		case <-s.stop:
 			return
 		}
-		err := s.pull(p, prev, cur.Version)
+		err := s.pull(p, prev)
+		<-s.sem
 		if err == nil {
+			s.log.Info("partition handed over", "partition", p.ID, "epoch", p.LeaderEpoch, "from", prev.ID,
+				"took", time.Since(start).Round(time.Millisecond))
 			return
-		}
-		if attempt%20 == 0 {
-			s.log.Warn("pulling partition from previous primary", "partition", p.ID, "epoch", p.LeaderEpoch,
-				"from", p.PrevPrimary, "err", err)
 		}
 		if errors.Is(err, errNotHolder) {
 			// The previous primary never held the data at its epoch (it was
 			// itself still filling it): the data is not there to take.
-			s.reportLost(p, prev, known)
-			return
+			if s.reportLost(p, prev, known) {
+				return
+			}
+			continue
 		}
-		select {
-		case <-s.stop:
-			return
-		case <-time.After(wait):
+		if attempt%20 == 0 {
+			s.log.Warn("pulling partition from previous primary", "partition", p.ID, "epoch", p.LeaderEpoch,
+				"from", p.PrevPrimary, "attempt", attempt, "err", err)
 		}
-		wait = min(2*wait, 500*time.Millisecond)
 	}
 }
 
-func (s *Service) reportLost(p metadata.Partition, prev metadata.Member, known bool) {
+// reportLost reports partition p lost to the leader once, and reports
+// whether the report was accepted (or made moot).
+func (s *Service) reportLost(p metadata.Partition, prev metadata.Member, known bool) bool {
 	state := "removed"
 	if known {
 		state = prev.State.String()
 	}
-	s.log.Error("partition data lost: its previous primary cannot hand it over; reporting it unavailable",
-		"partition", p.ID, "epoch", p.LeaderEpoch, "previous_primary", p.PrevPrimary, "previous_state", state)
 	if s.cfg.ReportLost == nil {
-		return
+		return true
 	}
-	wait := 50 * time.Millisecond
-	for {
-		ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
-		err := s.cfg.ReportLost(ctx, p.ID, p.LeaderEpoch)
-		cancel()
-		if err == nil {
-			return
-		}
-		cur := s.cfg.Routing.Routing()
-		if cp, ok := cur.Partition(p.ID); !ok || cp.LeaderEpoch != p.LeaderEpoch {
-			return
-		}
-		select {
-		case <-s.stop:
-			return
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, time.Second)
+	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
+	err := s.cfg.ReportLost(ctx, p.ID, p.LeaderEpoch)
+	cancel()
+	if err != nil {
+		s.log.Warn("reporting partition lost", "partition", p.ID, "epoch", p.LeaderEpoch, "err", err)
+		return false
 	}
+	s.log.Error("partition data lost: its previous primary cannot hand it over; reported unavailable",
+		"partition", p.ID, "epoch", p.LeaderEpoch, "previous_primary", p.PrevPrimary, "previous_state", state)
+	return true
 }
 
 // transferRequest asks the previous primary for partition P as of leader
@@ -290,11 +295,11 @@ type transferReply struct {
 
 var errNotHolder = errors.New("dataplane: previous primary does not hold the partition")
 
-func (s *Service) pull(p metadata.Partition, prev metadata.Member, version uint64) error {
-	ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
+func (s *Service) pull(p metadata.Partition, prev metadata.Member) error {
+	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
 	defer cancel()
 	var reply transferReply
-	if err := s.cfg.Caller.Call(ctx, prev.ClusterAddr, MethodTransfer, &transferRequest{P: p.ID, Epoch: p.LeaderEpoch, Version: version}, &reply); err != nil {
+	if err := s.cfg.Caller.Call(ctx, prev.ClusterAddr, MethodTransfer, &transferRequest{P: p.ID, Epoch: p.LeaderEpoch}, &reply); err != nil {
 		return err
 	}
 	if reply.Code == codeNotHolder {
@@ -317,7 +322,6 @@ func (s *Service) pull(p metadata.Partition, prev metadata.Member, version uint6
 	}
 	s.engine.Fence(p.ID, p.LeaderEpoch)
 	s.mu.ready[p.ID] = p.LeaderEpoch
-	s.log.Info("partition handed over", "partition", p.ID, "epoch", p.LeaderEpoch, "from", prev.ID)
 	// Let the previous primary free its copy (best effort: it keeps a
 	// stale, fenced copy if this is lost).
 	s.wg.Add(1)
@@ -383,10 +387,13 @@ func (s *Service) WaitHandedOver(ctx context.Context) error {
 		s.mu.Lock()
 		pending := 0
 		for pid, h := range s.mu.held {
+			if s.mu.ready[pid] != 0 {
+				h = s.mu.ready[pid] // OnRouting has not seen the new table yet
+			}
 			// Still expected to be pulled from us: the partition's current
-			// primary took it over from us at the epoch we held.
-			// (a never-written partition is started afresh, not pulled).
-			if p, ok := t.Partition(uint32(pid)); ok && h != 0 && p.Written && p.PrevPrimary == s.self && p.PrevEpoch == h {
+			// primary took it over from us at the epoch we held (a
+			// never-written partition is started afresh, not pulled).
+			if p, ok := t.Partition(uint32(pid)); ok && h != 0 && p.Written && p.Primary != s.self && p.PrevPrimary == s.self && p.PrevEpoch == h {
 				pending++
 			}
 		}

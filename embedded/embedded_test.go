@@ -342,7 +342,9 @@ func TestThreeMembers(t *testing.T) {
 	}
 
 	// e3 leaves gracefully: its partitions are handed over.
-	if err := members[2].Leave(ctx); err != nil {
+	leaveCtx, leaveCancel := context.WithTimeout(context.Background(), startTimeout)
+	defer leaveCancel()
+	if err := members[2].Leave(leaveCtx); err != nil {
 		t.Fatalf("leave: %v", err)
 	}
 	if err := testcluster.Poll(startTimeout, func() error {

@@ -533,3 +533,17 @@ func TestApplyMarkWritten(t *testing.T) {
 		t.Fatalf("mark that changes the epoch: %v", res.Err)
 	}
 }
+
+// TestApplyRemembersDeparted: a removed member's incarnation is recorded
+// (bounded), so a stale gossip view of it cannot make it join again.
+func TestApplyRemembersDeparted(t *testing.T) {
+	f := newInitialized(t, 4, 3, 2)
+	cur := f.Routing()
+	gone := cur.Members[2]
+	ch := failover(cur, "test: n2 failed", gone.ID)
+	next := mustApply(t, f, 10, fsm.CommandMemberFailed, ch)
+	next = mustApply(t, f, 11, fsm.CommandMemberRemove, fsm.Change{ExpectVersion: next.Version, Remove: []metadata.NodeID{gone.ID}})
+	if !next.HasDeparted(gone.ID, gone.Incarnation) || next.HasDeparted(gone.ID, "another") {
+		t.Fatalf("departed = %+v", next.Departed)
+	}
+}

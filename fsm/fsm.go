@@ -401,10 +401,15 @@ func changeTable(cur *metadata.RoutingTable, typ CommandType, c *Change) (*metad
 	// It is only looked up, never iterated.
 	stale := make(map[metadata.NodeID]string)
 	for _, id := range c.Remove {
+		old, _ := cur.Member(id)
 		if !next.RemoveMember(id) {
 			return nil, rejectf(ErrInvalidChange, "remove %q: %w", id, metadata.ErrUnknownMember)
 		}
 		stale[id] = "removed"
+		next.Departed = append(next.Departed, metadata.Departure{ID: id, Incarnation: old.Incarnation})
+		if len(next.Departed) > metadata.MaxDeparted {
+			next.Departed = next.Departed[len(next.Departed)-metadata.MaxDeparted:]
+		}
 	}
 	upserted := make(map[metadata.NodeID]bool, len(c.Upsert))
 	for _, m := range c.Upsert {

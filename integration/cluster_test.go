@@ -270,7 +270,7 @@ func TestGracefulLeaveAndRemove(t *testing.T) {
 		t.Fatalf("%s still listed after remove", victim.Name)
 	}
 	if len(tbl.Members) != 2 {
-		t.Fatalf("members after leave, leave, remove: %d, want 2", len(tbl.Members))
+		t.Fatalf("members after leave, leave, remove: %+v, want 2", tbl.Members)
 	}
 }
 

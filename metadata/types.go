@@ -222,6 +222,29 @@ type RoutingTable struct {
 	// Partitions has PartitionCount entries, Partitions[i].ID == i; empty
 	// before InitRouting.
 	Partitions []Partition `msgpack:"parts" json:"partitions"`
+	// Departed remembers the last MaxDeparted members removed (leave or
+	// operator remove), oldest first, with the incarnation they had: that
+	// incarnation never joins again (a stale gossip message about it must
+	// not resurrect it); the member may rejoin after a restart, which gives
+	// it a new incarnation.
+	Departed []Departure `msgpack:"dep,omitempty" json:"-"`
+}
+
+// MaxDeparted bounds RoutingTable.Departed.
+const MaxDeparted = 64
+
+// Departure is a member that was removed, at one incarnation.
+type Departure struct {
+	ID          NodeID `msgpack:"id"`
+	Incarnation string `msgpack:"inc"`
+}
+
+// HasDeparted reports whether member id at incarnation inc was removed.
+func (t *RoutingTable) HasDeparted(id NodeID, inc string) bool {
+	if t == nil {
+		return false
+	}
+	return slices.Contains(t.Departed, Departure{ID: id, Incarnation: inc})
 }
 
 // Initialized reports whether InitRouting has been applied.
@@ -236,6 +259,7 @@ func (t *RoutingTable) Clone() *RoutingTable {
 	}
 	c := *t
 	c.Members = slices.Clone(t.Members)
+	c.Departed = slices.Clone(t.Departed)
 	c.Partitions = make([]Partition, len(t.Partitions))
 	for i, p := range t.Partitions {
 		c.Partitions[i] = p.Clone()

@@ -231,6 +231,9 @@ func (r *reconciler) step() (bool, error) {
 		if _, ok := t.Member(id); ok {
 			continue
 		}
+		if t.HasDeparted(id, g.Meta.Incarnation) {
+			continue
+		}
 		if _, ok := o.server(id); !ok {
 			continue
 		}
@@ -280,6 +283,9 @@ func (r *reconciler) reconcileRaft(o observed, now time.Time) (bool, error) {
 		g := o.gossip[id]
 		if _, ok := o.server(id); ok {
 			continue
+		}
+		if t.HasDeparted(id, g.Meta.Incarnation) {
+			continue // removed at this incarnation: a stale gossip view
 		}
 		if m, ok := t.Member(id); ok && m.State == metadata.MemberLeaving && m.Incarnation == g.Meta.Incarnation {
 			continue // it is on its way out

@@ -314,7 +314,9 @@ func (n *Node) reconnect() {
 		}
 		var addrs []string
 		for _, m := range n.fsm.Routing().Members {
-			if m.ID != n.cfg.NodeID && !live[m.ID] && m.GossipAddr != "" {
+			// Never a leaving member: it is on its way out, and contacting it
+			// could make gossip see it alive again after it left.
+			if m.ID != n.cfg.NodeID && !live[m.ID] && m.GossipAddr != "" && m.State != metadata.MemberLeaving {
 				addrs = append(addrs, m.GossipAddr)
 			}
 		}

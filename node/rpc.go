@@ -505,8 +505,14 @@ func (n *Node) Leave(ctx context.Context) error {
 		}
 	}
 	if voters > 1 || n.raft.State() != raft.Leader {
-		if _, err := n.callLeader(ctx, methodLeave, memberRequest{ID: n.cfg.NodeID, Incarnation: n.incarnation}); err != nil {
+		v, err := n.callLeader(ctx, methodLeave, memberRequest{ID: n.cfg.NodeID, Incarnation: n.incarnation})
+		if err != nil {
 			return fail(err)
+		}
+		// Our own table must show the partitions moved before we can tell
+		// whether they have all been pulled from us.
+		if _, err := n.WaitRouting(ctx, v); err != nil {
+			n.log.Warn("leaving: the leave entry did not reach this member", "version", v, "err", err)
 		}
 	}
 	// Serve transfers until the new primaries have pulled every partition

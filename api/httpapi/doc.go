@@ -27,6 +27,9 @@
 //	GET    /healthz                           200 while the process serves
 //	GET    /readyz                            200 {"ready":true,...} once Cluster.Ready returns nil
 //	                                          within ~2s, else 503 {"ready":false,...,"error":{...}}
+//	GET    /metrics                           Prometheus text format of Options.Registry (only
+//	                                          when set; then every request is counted by route
+//	                                          pattern, "unmatched" for 404/405)
 //
 // Data plane (dmaps.go; DESIGN.md §4-§5). Every route answers 503
 // unavailable (with Retry-After) while the key's partition has no primary

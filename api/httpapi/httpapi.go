@@ -13,6 +13,7 @@ import (
 
 	"github.com/olric-raft/olric-raft/dataplane"
 	"github.com/olric-raft/olric-raft/metadata"
+	"github.com/olric-raft/olric-raft/metrics"
 	"github.com/olric-raft/olric-raft/node"
 )
 
@@ -79,6 +80,10 @@ type Options struct {
 	// the request's goroutine and must not block (the server's Shutdown
 	// waits for that request to finish).
 	OnLeft func()
+	// Registry, if set, is served on GET /metrics (Prometheus text
+	// format), and every request is recorded in its Registry.HTTP (route
+	// pattern, status code, latency). Nil means neither.
+	Registry *metrics.Registry
 }
 
 // DefaultMaxBodyBytes is the request body limit when Options.MaxBodyBytes
@@ -138,6 +143,8 @@ type api struct {
 	maxValue int   // stored values
 	dataBody int64 // data-plane bodies: DataBodyLimit(maxValue)
 	onLeft   func()
+	registry *metrics.Registry // nil: no /metrics
+	metrics  *metrics.HTTP     // nil: requests are not recorded
 	mux      *http.ServeMux
 }
 
@@ -154,6 +161,7 @@ func New(c Cluster, opts Options) http.Handler {
 		maxBody:  opts.MaxBodyBytes,
 		maxValue: opts.MaxValueBytes,
 		onLeft:   opts.OnLeft,
+		registry: opts.Registry,
 		mux:      http.NewServeMux(),
 	}
 	if a.log == nil {
@@ -166,6 +174,9 @@ func New(c Cluster, opts Options) http.Handler {
 		a.maxValue = dataplane.DefaultMaxValueLen
 	}
 	a.dataBody = DataBodyLimit(a.maxValue)
+	if a.registry != nil {
+		a.metrics = a.registry.HTTP()
+	}
 	a.routes()
 	return a
 }
@@ -183,6 +194,9 @@ func (a *api) routes() {
 	a.handle("GET /v1/status", a.getStatus)
 	a.handle("GET /healthz", a.getHealthz)
 	a.handle("GET /readyz", a.getReadyz)
+	if a.registry != nil {
+		a.handle("GET /metrics", a.getMetrics)
+	}
 
 	// The data plane (dmaps.go). {key} is one path segment: a key holding
 	// '/' (or any other byte) is percent-encoded, and PathValue unescapes it.
@@ -221,9 +235,14 @@ func (a *api) handle(pattern string, h handlerFunc) {
 }
 
 // ServeHTTP sets the headers every response carries, answers unknown paths
-// and methods with JSON, and recovers panics.
+// and methods with JSON, recovers panics, and records request metrics.
 func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sw := &statusWriter{ResponseWriter: w}
+	route := routeUnmatched
+	if a.metrics != nil {
+		// Deferred first, so it runs last: after recoverPanic answered.
+		defer a.observe(sw, &route, time.Now())
+	}
 	defer a.recoverPanic(sw, r)
 
 	h := sw.Header()
@@ -241,10 +260,12 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	r = maskSlashSegments(r)
 	// ServeMux's own 404 and 405 answers are text/plain: answer those here.
-	if _, pattern := a.mux.Handler(r); pattern == "" {
+	_, pattern := a.mux.Handler(r)
+	if pattern == "" {
 		a.noRoute(sw, r)
 		return
 	}
+	route = pattern
 	a.mux.ServeHTTP(sw, r)
 }
 
@@ -356,21 +377,48 @@ func (a *api) recoverPanic(w *statusWriter, r *http.Request) {
 	a.writeError(w, r, errorf(http.StatusInternalServerError, CodeInternal, "internal error"))
 }
 
+// routeUnmatched is the route label of requests no pattern matches (404,
+// 405, non-canonical paths): raw paths never become label values.
+const routeUnmatched = "unmatched"
+
+// observe records a finished request in a.metrics. route points at the
+// matched pattern, set by ServeHTTP once known.
+func (a *api) observe(w *statusWriter, route *string, start time.Time) {
+	a.metrics.Observe(*route, w.status(), time.Since(start))
+}
+
 // statusWriter records whether the response was started, so that
-// recoverPanic knows whether it can still answer.
+// recoverPanic knows whether it can still answer, and its status code for
+// the request metrics.
 type statusWriter struct {
 	http.ResponseWriter
 	wrote bool
+	code  int // first status written; 0 before
 }
 
 func (w *statusWriter) WriteHeader(code int) {
+	if w.code < 200 { // not yet final: none, or informational (1xx)
+		w.code = code
+	}
 	w.wrote = true
 	w.ResponseWriter.WriteHeader(code)
 }
 
 func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
 	w.wrote = true
 	return w.ResponseWriter.Write(b)
+}
+
+// status is the response's status code as net/http sends it: 200 when the
+// handler wrote nothing.
+func (w *statusWriter) status() int {
+	if w.code == 0 {
+		return http.StatusOK
+	}
+	return w.code
 }
 
 // Unwrap lets http.ResponseController reach the underlying writer (Flush).

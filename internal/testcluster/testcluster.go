@@ -17,6 +17,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -85,6 +86,8 @@ func New(t testing.TB, n int, opts Options) *Cluster {
 	}
 	if opts.LogLevel == 0 {
 		opts.LogLevel = slog.LevelWarn
+		// OLRIC_RAFT_TEST_LOG=debug|info makes member logs verbose.
+		_ = opts.LogLevel.UnmarshalText([]byte(os.Getenv("OLRIC_RAFT_TEST_LOG")))
 	}
 	c := &Cluster{t: t, Net: transport.NewFaultNetwork(), opts: opts, logw: &testWriter{t: t}}
 	t.Cleanup(c.logw.stop) // registered first: runs after the members closed

@@ -17,7 +17,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/olric-raft/olric-raft/api/httpapi"
+	"github.com/olric-raft/olric-raft/api/resp"
 	"github.com/olric-raft/olric-raft/dataplane"
+	"github.com/olric-raft/olric-raft/metrics"
 	"github.com/olric-raft/olric-raft/node"
 )
 
@@ -80,10 +82,11 @@ func newLogger(w io.Writer, level slog.Level, format string) *slog.Logger {
 // the HTTP API, ctx, or a failure of the HTTP server.
 //
 // Start-up order:
-//  1. Listen on --http-addr first, so that a port clash fails fast with a
-//     clear error before the node opens its stores or contacts anyone.
+//  1. Listen on --http-addr, then on --resp-addr, first, so that a port
+//     clash fails fast with a clear error before the node opens its
+//     stores or contacts anyone.
 //  2. Start the node (node.New: Raft, gossip, cluster port).
-//  3. Serve HTTP; log "olric-raft ready" once the node is ready.
+//  3. Serve HTTP and RESP; log "olric-raft ready" once the node is ready.
 //
 // Shutdown order (the reverse, and why):
 //  1. Leave the cluster while HTTP still serves, so that clients get 503
@@ -92,7 +95,9 @@ func newLogger(w io.Writer, level slog.Level, format string) *slog.Logger {
 //     the node has already left.)
 //  2. Stop the readiness watcher: it reads the node.
 //  3. Shut HTTP down: stop accepting and let in-flight requests, which
-//     call the node, finish before the node closes under them.
+//     call the node, finish before the node closes under them. Then close
+//     the RESP server (it stops accepting, closes its connections, aborts
+//     running commands and waits for their handlers), also before the node.
 //  4. Close the node (idempotent; Leave already closed it).
 //  5. Remove the --dev temporary data dir, when nothing writes to it.
 //
@@ -133,12 +138,22 @@ func runServer(ctx context.Context, sc *serverConfig, d *Deps) error {
 	if _, port, _ := net.SplitHostPort(cfg.HTTPAddr); port == "0" {
 		cfg.HTTPAddr = ln.Addr().String() // advertise the port we got
 	}
+	respLn, err := net.Listen("tcp", cfg.RESPAddr)
+	if err != nil {
+		_ = ln.Close()
+		return &cliError{Code: "listen", Message: fmt.Sprintf("--resp-addr %s: %v", cfg.RESPAddr, err),
+			Hint: "another process may use that port; choose another with --resp-addr"}
+	}
+	if _, port, _ := net.SplitHostPort(cfg.RESPAddr); port == "0" {
+		cfg.RESPAddr = respLn.Addr().String() // advertise the port we got
+	}
 
 	// Start-up step 2.
 	logger.Info("starting olric-raft", "version", d.Version, "node_id", string(cfg.NodeID), "data_dir", cfg.DataDir, "dev", sc.Dev)
 	n, err := d.NewNode(cfg)
 	if err != nil {
 		_ = ln.Close()
+		_ = respLn.Close()
 		return fmt.Errorf("starting the node: %w", err)
 	}
 
@@ -151,6 +166,7 @@ func runServer(ctx context.Context, sc *serverConfig, d *Deps) error {
 			// The API refuses what the engine would (0: its default too).
 			MaxValueBytes: cfg.DataPlane.MaxValueLen,
 			OnLeft:        func() { leftOnce.Do(func() { close(left) }) },
+			Registry:      metrics.ForNode(n), // GET /metrics
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
@@ -163,6 +179,14 @@ func runServer(ctx context.Context, sc *serverConfig, d *Deps) error {
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
+	respSrv := resp.New(n, resp.Options{
+		Logger: logger,
+		// Room for the largest value the engine takes, plus the rest of
+		// the command (0: the data plane's default).
+		MaxBulk: max(cfg.DataPlane.MaxValueLen, dataplane.DefaultMaxValueLen) + 2*dataplane.MaxKeyLen,
+	})
+	respErr := make(chan error, 1)
+	go func() { respErr <- respSrv.Serve(respLn) }()
 
 	readyCtx, stopReady := context.WithCancel(context.Background())
 	readyDone := make(chan struct{})
@@ -185,6 +209,9 @@ func runServer(ctx context.Context, sc *serverConfig, d *Deps) error {
 	case err := <-serveErr:
 		exitErr = fmt.Errorf("HTTP server: %w", err)
 		logger.Error("HTTP server failed; closing the node", "err", err)
+	case err := <-respErr:
+		exitErr = fmt.Errorf("RESP server: %w", err)
+		logger.Error("RESP server failed; closing the node", "err", err)
 	}
 
 	// Shutdown step 2.
@@ -201,6 +228,11 @@ func runServer(ctx context.Context, sc *serverConfig, d *Deps) error {
 			_ = srv.Close()
 		}
 		cancel()
+	}
+	// Shutdown step 3, RESP: after HTTP, before the node, so that no
+	// command runs on a closed node.
+	if err := respSrv.Close(); err != nil {
+		logger.Warn("closing the RESP server", "err", err)
 	}
 
 	// Shutdown step 4.

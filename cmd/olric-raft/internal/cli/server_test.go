@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -65,6 +66,9 @@ func startServer(t *testing.T, fake *httpapitest.Cluster, env map[string]string,
 		Stderr:    s.stderr,
 		LookupEnv: envOf(env),
 		Signals:   s.signals,
+	}
+	if !slices.Contains(args, "--resp-addr") {
+		args = append(args, "--resp-addr", "127.0.0.1:0") // never the fixed default port
 	}
 	go func() { s.done <- Main(context.Background(), append([]string{"server"}, args...), d) }()
 	return s
@@ -262,6 +266,6 @@ func TestServerNodeFails(t *testing.T) {
 	noLeaks(t)
 	r := run(t, Deps{NewNode: func(node.Config) (Node, error) {
 		return nil, errors.New("node: opening raft store: disk on fire")
-	}}, nil, "server", "--dev", "--http-addr", "127.0.0.1:0")
+	}}, nil, "server", "--dev", "--http-addr", "127.0.0.1:0", "--resp-addr", "127.0.0.1:0")
 	r.want(t, 1, nil, []string{"error: starting the node: node: opening raft store: disk on fire"})
 }

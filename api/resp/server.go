@@ -1,0 +1,209 @@
+package resp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/tidwall/redcon"
+
+	"github.com/olric-raft/olric-raft/dataplane"
+	"github.com/olric-raft/olric-raft/metadata"
+	"github.com/olric-raft/olric-raft/node"
+)
+
+// Cluster is what the RESP server needs of a node (*node.Node has it).
+// When the Cluster also has DeleteMany(ctx, dmap, keys) (int, error), DEL
+// and DM.DEL use it; otherwise they delete key by key.
+type Cluster interface {
+	// Do runs one key operation, routed to the partition's primary.
+	Do(ctx context.Context, req *dataplane.Request) (*dataplane.Response, error)
+	// Scan returns a page of keys of dmap and the next cursor ("" at the end).
+	Scan(ctx context.Context, dmap, match, cursor string, limit int) ([]string, string, error)
+	// Destroy removes every key of dmap.
+	Destroy(ctx context.Context, dmap string) error
+	// Routing returns the committed routing table.
+	Routing() *metadata.RoutingTable
+	// Members returns the members and the routing version they come from.
+	Members() ([]node.MemberInfo, uint64)
+	// Status returns the node's view of itself and of the cluster.
+	Status() node.Status
+}
+
+// deleteManyer is the optional DeleteMany of a Cluster.
+type deleteManyer interface {
+	DeleteMany(ctx context.Context, dmap string, keys []string) (int, error)
+}
+
+// Defaults of Options.
+const (
+	DefaultMaxArgs        = 1024
+	DefaultMaxBulk        = dataplane.DefaultMaxValueLen + 64<<10
+	DefaultRequestTimeout = 15 * time.Second
+)
+
+// Options tunes a Server. The zero value is usable.
+type Options struct {
+	// Logger receives panics and unmapped errors; nil: slog.Default().
+	Logger *slog.Logger
+	// MaxArgs bounds the arguments of one command (with its name);
+	// 0: DefaultMaxArgs.
+	MaxArgs int
+	// MaxBulk bounds one bulk string; 0: DefaultMaxBulk.
+	MaxBulk int
+	// RequestTimeout is the deadline of each command; 0:
+	// DefaultRequestTimeout.
+	RequestTimeout time.Duration
+}
+
+// Server is a RESP front end of a Cluster.
+type Server struct {
+	c    Cluster
+	opts Options
+	log  *slog.Logger
+
+	base   context.Context // cancelled by Close: aborts running commands
+	cancel context.CancelFunc
+
+	mu      sync.Mutex
+	ln      net.Listener
+	closed  bool
+	conns   sync.WaitGroup // connection handlers
+	serving sync.WaitGroup // Serve calls
+	cursors cursorTable
+}
+
+// New returns a Server for c; start it with Serve or ListenAndServe.
+func New(c Cluster, opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.MaxArgs <= 0 {
+		opts.MaxArgs = DefaultMaxArgs
+	}
+	if opts.MaxBulk <= 0 {
+		opts.MaxBulk = DefaultMaxBulk
+	}
+	if opts.RequestTimeout <= 0 {
+		opts.RequestTimeout = DefaultRequestTimeout
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Server{c: c, opts: opts, log: opts.Logger, base: ctx, cancel: cancel}
+}
+
+// ErrServerClosed is returned by Serve and ListenAndServe after Close.
+var ErrServerClosed = errors.New("resp: server closed")
+
+// ListenAndServe listens on addr and serves until Close.
+func (s *Server) ListenAndServe(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	return s.Serve(ln)
+}
+
+// Serve serves connections accepted on ln until Close (it closes ln).
+// It returns ErrServerClosed after Close.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		_ = ln.Close()
+		return ErrServerClosed
+	}
+	if s.ln != nil {
+		s.mu.Unlock()
+		return errors.New("resp: already serving")
+	}
+	s.ln = ln
+	s.serving.Add(1)
+	s.mu.Unlock()
+	defer s.serving.Done()
+
+	gl := &guardedListener{Listener: ln, maxArgs: s.opts.MaxArgs, maxBulk: s.opts.MaxBulk}
+	err := redcon.Serve(gl, s.handle, s.accept, s.connClosed)
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return ErrServerClosed
+	}
+	if err == nil {
+		err = net.ErrClosed
+	}
+	return err
+}
+
+// Addr returns the listener's address, or nil before Serve.
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+// Close stops accepting, closes every connection, aborts running commands
+// and waits for the connection handlers to return. It is idempotent.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	ln := s.ln
+	s.mu.Unlock()
+	s.cancel()
+	var err error
+	if ln != nil {
+		if err = ln.Close(); errors.Is(err, net.ErrClosed) {
+			err = nil
+		}
+	}
+	// redcon closes the connections when its accept loop ends; the
+	// handlers then fail their reads and return.
+	s.serving.Wait()
+	s.conns.Wait()
+	return err
+}
+
+func (s *Server) accept(redcon.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.conns.Add(1)
+	return true
+}
+
+func (s *Server) connClosed(redcon.Conn, error) { s.conns.Done() }
+
+// handle runs one command (redcon calls it in order for each connection).
+func (s *Server) handle(conn redcon.Conn, cmd redcon.Command) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("resp: panic in a command", "panic", r, "command", commandName(cmd.Args))
+			conn.WriteError("ERR internal error")
+		}
+	}()
+	ctx, cancel := context.WithTimeout(s.base, s.opts.RequestTimeout)
+	defer cancel()
+	if s.exec(ctx, conn, cmd.Args) {
+		conn.Close()
+	}
+}
+
+func commandName(args [][]byte) string {
+	if len(args) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%.64q", args[0])
+}

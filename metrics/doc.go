@@ -1,0 +1,86 @@
+// Package metrics exposes a member's state in the Prometheus text format
+// (served by the HTTP API on GET /metrics).
+//
+// Each member has its own Registry (no global one, so several members in
+// one process do not clash). Collectors read state when scraped (the node
+// through the small Source interface, which *node.Node implements);
+// nothing is pushed from the request paths except the HTTP request
+// counters (HTTP.Observe, called by the API's middleware).
+//
+// The package writes the exposition format itself: no Prometheus client
+// library is linked. Families use the conventional names and types, and
+// the runtime and process families the names of Prometheus' Go client, so
+// dashboards written for it work.
+//
+// # Duties
+//
+//  1. The server builds the registry with ForNode(n) and hands it to the
+//     HTTP API (httpapi.Options.Registry), which serves it and records its
+//     requests in Registry.HTTP.
+//  2. A scrape (any goroutine; scrapes may run concurrently) calls every
+//     collector's Collect. The node collector reads the committed routing
+//     table (one atomic load), Raft's counters, memberlist's member count
+//     and the engine's Stats (which locks each partition in turn, briefly).
+//  3. HTTP.Observe runs on each request's goroutine, under HTTP's own
+//     mutex, after the response was written.
+//
+// # Metrics reference
+//
+// Raft (this member's view):
+//
+//	olric_raft_raft_leader                   gauge    1 if this member is the Raft leader, else 0
+//	olric_raft_raft_state{state}             gauge    1 for the current Raft state (leader, follower, candidate, shutdown), 0 for the others
+//	olric_raft_raft_term                     gauge    current Raft term
+//	olric_raft_raft_last_log_index           gauge    index of the last entry in this member's Raft log
+//	olric_raft_raft_commit_index             gauge    Raft commit index known to this member
+//	olric_raft_raft_applied_index            gauge    last Raft index applied to this member's FSM
+//	olric_raft_raft_last_contact_seconds     gauge    seconds since this follower last heard from the leader (absent on the leader and before any contact)
+//
+// Routing (the committed routing table on this member):
+//
+//	olric_raft_routing_version               gauge    routing table version (the Raft index that produced it)
+//	olric_raft_routing_members{state}        gauge    members by state: alive, leaving, failed
+//	olric_raft_routing_partitions{state}     gauge    partitions by state: active, handoff, unavailable
+//	olric_raft_routing_written_partitions    gauge    partitions marked written (took an acknowledged write)
+//	olric_raft_member_primary_partitions     gauge    partitions this member is primary of
+//	olric_raft_member_backup_partitions      gauge    partitions this member is a backup of
+//	olric_raft_gossip_members                gauge    members memberlist knows (alive or suspect, this one included)
+//
+// Data plane (this member's storage engine, primaries and backups; DMaps
+// beyond the first MaxDMapLabels (100) by name are summed into
+// dmap="_other"):
+//
+//	olric_raft_dataplane_open                     gauge    1 once the data plane is open (routing initialized), else 0; the families below appear only then
+//	olric_raft_dataplane_partitions               gauge    partitions the engine holds
+//	olric_raft_dataplane_keys{dmap}               gauge    keys held
+//	olric_raft_dataplane_bytes{dmap}              gauge    bytes of keys plus values held
+//	olric_raft_dataplane_locks{dmap}              gauge    locks held
+//	olric_raft_dataplane_evictions_total{dmap}    counter  keys evicted (LRU, max idle) while primary, since the engine started
+//	olric_raft_dataplane_expirations_total{dmap}  counter  keys expired (TTL) while primary, since the engine started
+//
+// HTTP front end (route is the matched pattern, e.g. "PUT
+// /v1/dmaps/{dmap}/keys/{key}", or "unmatched" for 404/405 answers; never a
+// raw path):
+//
+//	olric_raft_http_requests_total{route,code}                   counter    requests by route and status code
+//	olric_raft_http_request_duration_seconds{route,code_class}   histogram  latency by route and status class (2xx, 4xx, ...); buckets HTTPBuckets
+//
+// Go runtime and process (Prometheus Go client names):
+//
+//	go_info{version}                    gauge    Go version of the binary
+//	go_goroutines                       gauge    goroutines that exist
+//	go_threads                          gauge    OS threads created
+//	go_memstats_alloc_bytes_total       counter  bytes allocated on the heap, even if freed
+//	go_memstats_heap_alloc_bytes        gauge    bytes of allocated heap objects
+//	go_memstats_heap_inuse_bytes        gauge    bytes in in-use heap spans
+//	go_memstats_heap_objects            gauge    allocated heap objects
+//	go_memstats_sys_bytes               gauge    bytes obtained from the OS
+//	go_memstats_last_gc_time_seconds    gauge    Unix time of the last GC
+//	go_gc_cycles_total                  counter  completed GC cycles
+//	go_gc_pause_seconds_total           counter  total stop-the-world GC pause time
+//	process_cpu_seconds_total           counter  user plus system CPU time (Unix)
+//	process_resident_memory_bytes       gauge    resident memory (Linux)
+//	process_open_fds                    gauge    open file descriptors (Linux)
+//	process_max_fds                     gauge    file descriptor limit (Unix)
+//	process_start_time_seconds          gauge    process start (package init), Unix seconds
+package metrics

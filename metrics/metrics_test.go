@@ -1,0 +1,400 @@
+package metrics_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/olric-raft/olric-raft/dataplane"
+	"github.com/olric-raft/olric-raft/metadata"
+	"github.com/olric-raft/olric-raft/metrics"
+	"github.com/olric-raft/olric-raft/node"
+)
+
+// parse reads the text exposition into "name{labels}" → value, failing on
+// a malformed line or a series seen twice.
+func parse(t *testing.T, text string) map[string]float64 {
+	t.Helper()
+	out := make(map[string]float64)
+	for line := range strings.Lines(text) {
+		line = strings.TrimSuffix(line, "\n")
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			t.Fatalf("malformed line %q", line)
+		}
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		if _, dup := out[line[:i]]; dup {
+			t.Fatalf("series %s twice", line[:i])
+		}
+		out[line[:i]] = v
+	}
+	return out
+}
+
+func scrape(t *testing.T, reg *metrics.Registry) map[string]float64 {
+	t.Helper()
+	srv := httptest.NewServer(reg.Handler())
+	defer srv.Close()
+	res, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ct := res.Header.Get("Content-Type"); ct != metrics.ContentType {
+		t.Errorf("Content-Type %q, want %q", ct, metrics.ContentType)
+	}
+	return parse(t, string(body))
+}
+
+// fakeSource is a Source with fixed answers.
+type fakeSource struct {
+	table *metadata.RoutingTable
+	raft  node.RaftStats
+	stats dataplane.Stats
+	open  bool
+}
+
+func (f *fakeSource) ID() metadata.NodeID                  { return "a" }
+func (f *fakeSource) Routing() *metadata.RoutingTable      { return f.table }
+func (f *fakeSource) RaftStats() node.RaftStats            { return f.raft }
+func (f *fakeSource) EngineStats() (dataplane.Stats, bool) { return f.stats, f.open }
+func (f *fakeSource) GossipMembers() int                   { return 2 }
+
+var _ metrics.Source = (*fakeSource)(nil)
+
+func TestNodeCollectorFake(t *testing.T) {
+	src := &fakeSource{
+		table: &metadata.RoutingTable{
+			Version: 42,
+			Members: []metadata.Member{
+				{ID: "a", State: metadata.MemberAlive}, {ID: "b", State: metadata.MemberAlive},
+				{ID: "c", State: metadata.MemberFailed},
+			},
+			Partitions: []metadata.Partition{
+				{ID: 0, Primary: "a", Backups: []metadata.NodeID{"b"}, State: metadata.PartitionActive, Written: true},
+				{ID: 1, Primary: "b", Backups: []metadata.NodeID{"a"}, State: metadata.PartitionHandoff, HandoffTo: "a"},
+				{ID: 2, State: metadata.PartitionUnavailable},
+			},
+		},
+		raft: node.RaftStats{State: "Follower", Term: 3, LastLogIndex: 50, CommitIndex: 49, AppliedIndex: 48,
+			LastContact: 1500 * time.Millisecond, HasContact: true},
+	}
+	reg := metrics.NewRegistry()
+	reg.MustRegister(metrics.NewNodeCollector(src))
+
+	got := scrape(t, reg)
+	want := map[string]float64{
+		"olric_raft_raft_leader":                             0,
+		`olric_raft_raft_state{state="follower"}`:            1,
+		`olric_raft_raft_state{state="leader"}`:              0,
+		"olric_raft_raft_term":                               3,
+		"olric_raft_raft_last_log_index":                     50,
+		"olric_raft_raft_commit_index":                       49,
+		"olric_raft_raft_applied_index":                      48,
+		"olric_raft_raft_last_contact_seconds":               1.5,
+		"olric_raft_routing_version":                         42,
+		`olric_raft_routing_members{state="alive"}`:          2,
+		`olric_raft_routing_members{state="leaving"}`:        0,
+		`olric_raft_routing_members{state="failed"}`:         1,
+		`olric_raft_routing_partitions{state="active"}`:      1,
+		`olric_raft_routing_partitions{state="handoff"}`:     1,
+		`olric_raft_routing_partitions{state="unavailable"}`: 1,
+		"olric_raft_routing_written_partitions":              1,
+		"olric_raft_member_primary_partitions":               1,
+		"olric_raft_member_backup_partitions":                1,
+		"olric_raft_gossip_members":                          2,
+		"olric_raft_dataplane_open":                          0,
+	}
+	for k, v := range want {
+		if g, ok := got[k]; !ok || g != v {
+			t.Errorf("%s = %v (present %v), want %v", k, g, ok, v)
+		}
+	}
+	if _, ok := got[`olric_raft_dataplane_keys{dmap="m"}`]; ok {
+		t.Error("data-plane series while the data plane is closed")
+	}
+
+	// The leader has no last contact; an opened data plane reports DMaps.
+	src.raft = node.RaftStats{State: "Leader", Leader: true}
+	src.open = true
+	src.stats = dataplane.Stats{Partitions: 2, DMaps: map[string]dataplane.DMapStats{
+		"m": {Keys: 3, Bytes: 30, Locks: 1, Evictions: 4, Expirations: 5},
+	}}
+	got = scrape(t, reg)
+	for k, v := range map[string]float64{
+		"olric_raft_raft_leader":                           1,
+		"olric_raft_dataplane_open":                        1,
+		"olric_raft_dataplane_partitions":                  2,
+		`olric_raft_dataplane_keys{dmap="m"}`:              3,
+		`olric_raft_dataplane_bytes{dmap="m"}`:             30,
+		`olric_raft_dataplane_locks{dmap="m"}`:             1,
+		`olric_raft_dataplane_evictions_total{dmap="m"}`:   4,
+		`olric_raft_dataplane_expirations_total{dmap="m"}`: 5,
+	} {
+		if got[k] != v {
+			t.Errorf("%s = %v, want %v", k, got[k], v)
+		}
+	}
+	if _, ok := got["olric_raft_raft_last_contact_seconds"]; ok {
+		t.Error("last contact reported on the leader")
+	}
+}
+
+// TestDMapLabelCap: beyond MaxDMapLabels DMaps, the rest are summed into
+// dmap="_other"; names that collide once made valid UTF-8 are summed, never
+// emitted twice.
+func TestDMapLabelCap(t *testing.T) {
+	dmaps := make(map[string]dataplane.DMapStats)
+	n := metrics.MaxDMapLabels + 50
+	for i := range n {
+		dmaps[fmt.Sprintf("d%03d", i)] = dataplane.DMapStats{Keys: 1, Evictions: 1}
+	}
+	dmaps["bad\xff"] = dataplane.DMapStats{Keys: 1}
+	dmaps["bad\xfe"] = dataplane.DMapStats{Keys: 1}
+	src := &fakeSource{table: &metadata.RoutingTable{}, open: true, stats: dataplane.Stats{DMaps: dmaps}}
+	reg := metrics.NewRegistry()
+	reg.MustRegister(metrics.NewNodeCollector(src))
+	got := scrape(t, reg) // parse fails on a duplicate series
+
+	var series int
+	var total float64
+	for k, v := range got {
+		if strings.HasPrefix(k, "olric_raft_dataplane_keys{") {
+			series++
+			total += v
+		}
+	}
+	if series != metrics.MaxDMapLabels+1 {
+		t.Errorf("%d dmap series, want %d", series, metrics.MaxDMapLabels+1)
+	}
+	if total != float64(n+2) {
+		t.Errorf("keys sum to %v, want %d", total, n+2)
+	}
+	if bad := got["olric_raft_dataplane_keys{dmap=\"bad\uFFFD\"}"]; bad != 2 {
+		t.Errorf("colliding invalid names not summed: %v", bad)
+	}
+	// "bad\uFFFD" sorts first, so d000..d098 keep their own series and the
+	// other 51 are summed.
+	if other := got[`olric_raft_dataplane_evictions_total{dmap="_other"}`]; other != float64(n-(metrics.MaxDMapLabels-1)) {
+		t.Errorf("_other evictions = %v, want %d", other, n-(metrics.MaxDMapLabels-1))
+	}
+}
+
+type fixedCollector struct{ descs []metrics.Desc }
+
+func (c fixedCollector) Describe() []metrics.Desc { return c.descs }
+func (c fixedCollector) Collect(emit func(metrics.Family)) {
+	emit(metrics.Family{Name: "t_undeclared", Samples: []metrics.Sample{{Value: 1}}})
+	emit(metrics.Family{Name: c.descs[0].Name, Samples: []metrics.Sample{
+		{Labels: []metrics.Label{{Name: "v", Value: "a\"b\\c\nd"}}, Value: 1.5},
+	}})
+}
+
+func TestRegistryDuplicatesAndFormat(t *testing.T) {
+	reg := metrics.NewRegistry()
+	c := fixedCollector{descs: []metrics.Desc{{Name: "t_value", Help: "line one\nback\\slash", Kind: metrics.KindGauge}}}
+	if err := reg.Register(c); err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.Register(c); !errors.Is(err, metrics.ErrDuplicate) {
+		t.Fatalf("second Register = %v, want ErrDuplicate", err)
+	}
+	var buf bytes.Buffer
+	if err := reg.WriteText(&buf); err != nil {
+		t.Fatal(err)
+	}
+	want := "# HELP t_value line one\\nback\\\\slash\n# TYPE t_value gauge\nt_value{v=\"a\\\"b\\\\c\\nd\"} 1.5\n"
+	if got := buf.String(); got != want {
+		t.Errorf("WriteText:\n got %q\nwant %q", got, want)
+	}
+	// HTTP registers once and returns the same value after.
+	if h1, h2 := reg.HTTP(), reg.HTTP(); h1 != h2 {
+		t.Error("Registry.HTTP returned two values")
+	}
+}
+
+// TestForNodeWithoutSource: a value that is not a Source gets the runtime
+// and process collectors only.
+func TestForNodeWithoutSource(t *testing.T) {
+	got := scrape(t, metrics.ForNode(struct{}{}))
+	if _, ok := got["go_goroutines"]; !ok {
+		t.Error("no go_goroutines")
+	}
+	if _, ok := got["olric_raft_routing_version"]; ok {
+		t.Error("node series without a Source")
+	}
+}
+
+func TestHTTPHistogram(t *testing.T) {
+	reg := metrics.NewRegistry()
+	h := reg.HTTP()
+	h.Observe("GET /x", 200, 3*time.Millisecond)
+	h.Observe("GET /x", 204, 200*time.Millisecond)
+	h.Observe("GET /x", 503, 20*time.Second)
+	got := scrape(t, reg)
+	for k, v := range map[string]float64{
+		`olric_raft_http_requests_total{route="GET /x",code="200"}`:                                   1,
+		`olric_raft_http_requests_total{route="GET /x",code="204"}`:                                   1,
+		`olric_raft_http_requests_total{route="GET /x",code="503"}`:                                   1,
+		`olric_raft_http_request_duration_seconds_bucket{route="GET /x",code_class="2xx",le="0.005"}`: 1,
+		`olric_raft_http_request_duration_seconds_bucket{route="GET /x",code_class="2xx",le="0.1"}`:   1,
+		`olric_raft_http_request_duration_seconds_bucket{route="GET /x",code_class="2xx",le="0.25"}`:  2,
+		`olric_raft_http_request_duration_seconds_bucket{route="GET /x",code_class="2xx",le="+Inf"}`:  2,
+		`olric_raft_http_request_duration_seconds_count{route="GET /x",code_class="2xx"}`:             2,
+		`olric_raft_http_request_duration_seconds_bucket{route="GET /x",code_class="5xx",le="10"}`:    0,
+		`olric_raft_http_request_duration_seconds_bucket{route="GET /x",code_class="5xx",le="+Inf"}`:  1,
+		`olric_raft_http_request_duration_seconds_sum{route="GET /x",code_class="5xx"}`:               20,
+	} {
+		if g, ok := got[k]; !ok || g != v {
+			t.Errorf("%s = %v (present %v), want %v", k, g, ok, v)
+		}
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	for range 50 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		u, err := net.ListenPacket("udp", addr)
+		_ = l.Close()
+		if err == nil {
+			_ = u.Close()
+			return addr
+		}
+	}
+	t.Fatal("no free port")
+	return ""
+}
+
+// TestRealNodeMetricsChange starts a real single-member cluster, scrapes,
+// writes through the node, and scrapes again: the series exist and move.
+func TestRealNodeMetricsChange(t *testing.T) {
+	cfg := node.DefaultConfig()
+	cfg.NodeID = "solo"
+	cfg.DataDir = t.TempDir()
+	cfg.ClusterAddr = freeAddr(t)
+	cfg.GossipAddr = freeAddr(t)
+	cfg.Bootstrap = true
+	cfg.Timing = node.DevTiming()
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	n, err := node.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Close() })
+
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err := n.Ready(ctx)
+		if err == nil {
+			err = n.DataPlaneReady()
+		}
+		cancel()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not ready: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	reg := metrics.ForNode(n)
+	before := scrape(t, reg)
+	for k, want := range map[string]float64{
+		"olric_raft_raft_leader":                             1,
+		`olric_raft_raft_state{state="leader"}`:              1,
+		`olric_raft_routing_members{state="alive"}`:          1,
+		"olric_raft_gossip_members":                          1,
+		"olric_raft_dataplane_open":                          1,
+		`olric_raft_routing_partitions{state="unavailable"}`: 0,
+	} {
+		if g, ok := before[k]; !ok || g != want {
+			t.Errorf("before: %s = %v (present %v), want %v", k, g, ok, want)
+		}
+	}
+	if before["olric_raft_routing_version"] <= 0 || before["olric_raft_raft_term"] <= 0 ||
+		before["olric_raft_raft_commit_index"] <= 0 {
+		t.Errorf("before: routing version %v, term %v, commit index %v; want all > 0",
+			before["olric_raft_routing_version"], before["olric_raft_raft_term"], before["olric_raft_raft_commit_index"])
+	}
+	parts := before[`olric_raft_routing_partitions{state="active"}`]
+	if parts == 0 || before["olric_raft_member_primary_partitions"] != parts {
+		t.Errorf("before: %v active partitions, %v led here; want all, > 0", parts, before["olric_raft_member_primary_partitions"])
+	}
+	for _, name := range []string{"go_goroutines", "go_memstats_heap_alloc_bytes", "process_start_time_seconds"} {
+		if _, ok := before[name]; !ok {
+			t.Errorf("before: no %s", name)
+		}
+	}
+	if k := before[`olric_raft_dataplane_keys{dmap="m"}`]; k != 0 {
+		t.Errorf("before: %v keys in m, want 0", k)
+	}
+
+	const puts = 20
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i := range puts {
+		req := &dataplane.Request{Op: dataplane.OpPut, DMap: "m", Key: fmt.Sprintf("k%d", i), Value: []byte("value")}
+		if _, err := n.Do(ctx, req); err != nil {
+			t.Fatalf("put %d: %v", i, err)
+		}
+	}
+
+	after := scrape(t, reg)
+	if got := after[`olric_raft_dataplane_keys{dmap="m"}`]; got != puts {
+		t.Errorf("after: %v keys in m, want %d", got, puts)
+	}
+	if got := after[`olric_raft_dataplane_bytes{dmap="m"}`]; got <= 0 {
+		t.Errorf("after: %v bytes in m, want > 0", got)
+	}
+	// The first write of a partition commits Written: the routing version
+	// and the written count both move.
+	if after["olric_raft_routing_written_partitions"] <= before["olric_raft_routing_written_partitions"] {
+		t.Errorf("written partitions %v -> %v, want an increase",
+			before["olric_raft_routing_written_partitions"], after["olric_raft_routing_written_partitions"])
+	}
+	if after["olric_raft_routing_version"] <= before["olric_raft_routing_version"] {
+		t.Errorf("routing version %v -> %v, want an increase", before["olric_raft_routing_version"], after["olric_raft_routing_version"])
+	}
+	if after["olric_raft_raft_applied_index"] <= before["olric_raft_raft_applied_index"] {
+		t.Errorf("applied index %v -> %v, want an increase", before["olric_raft_raft_applied_index"], after["olric_raft_raft_applied_index"])
+	}
+}
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// As in package node: raft-boltdb's metrics emitter and the
+		// go-metrics sinks are not ours.
+		goleak.IgnoreTopFunction("github.com/hashicorp/raft-boltdb/v2.(*BoltStore).runMetrics"),
+		goleak.IgnoreTopFunction("github.com/armon/go-metrics.(*InmemSink).run"),
+		goleak.IgnoreTopFunction("github.com/hashicorp/go-metrics.(*InmemSink).run"),
+	)
+}
