@@ -1,28 +1,28 @@
-// Package metrics exposes a member's state in the Prometheus text format
-// (served by the HTTP API on GET /metrics).
+// Package metrics exposes a member's state to Prometheus (served by the
+// HTTP API on GET /metrics), on top of github.com/prometheus/client_golang.
 //
-// Each member has its own Registry (no global one, so several members in
-// one process do not clash). Collectors read state when scraped (the node
-// through the small Source interface, which *node.Node implements);
-// nothing is pushed from the request paths except the HTTP request
-// counters (HTTP.Observe, called by the API's middleware).
-//
-// The package writes the exposition format itself: no Prometheus client
-// library is linked. Families use the conventional names and types, and
-// the runtime and process families the names of Prometheus' Go client, so
-// dashboards written for it work.
+// Each member has its own Registry, wrapping a prometheus.NewRegistry()
+// (never the global default registry, so several members in one process
+// do not clash). Collectors read state when scraped (the node collector,
+// a prometheus.Collector, through the small Source interface, which
+// *node.Node implements); nothing is pushed from the request paths except
+// the HTTP request metrics (HTTP.Observe, called by the API's middleware,
+// which feeds a prometheus.CounterVec and HistogramVec). The exposition
+// itself (text format, or protobuf when the scraper asks for it) is
+// promhttp.HandlerFor's.
 //
 // # Duties
 //
 //  1. The server builds the registry with ForNode(n) and hands it to the
 //     HTTP API (httpapi.Options.Registry), which serves it and records its
 //     requests in Registry.HTTP.
-//  2. A scrape (any goroutine; scrapes may run concurrently) calls every
-//     collector's Collect. The node collector reads the committed routing
-//     table (one atomic load), Raft's counters, memberlist's member count
-//     and the engine's Stats (which locks each partition in turn, briefly).
-//  3. HTTP.Observe runs on each request's goroutine, under HTTP's own
-//     mutex, after the response was written.
+//  2. A scrape (any goroutine; scrapes may run concurrently) makes the
+//     prometheus.Registry call every collector's Collect. The node
+//     collector reads the committed routing table (one atomic load),
+//     Raft's counters, memberlist's member count and the engine's Stats
+//     (which locks each partition in turn, briefly).
+//  3. HTTP.Observe runs on each request's goroutine, after the response
+//     was written; the client_golang vectors synchronize themselves.
 //
 // # Metrics reference
 //
@@ -65,22 +65,39 @@
 //	olric_raft_http_requests_total{route,code}                   counter    requests by route and status code
 //	olric_raft_http_request_duration_seconds{route,code_class}   histogram  latency by route and status class (2xx, 4xx, ...); buckets HTTPBuckets
 //
-// Go runtime and process (Prometheus Go client names):
+// Label order in the exposition is client_golang's (sorted by name, le
+// last), e.g. olric_raft_http_requests_total{code="200",route="..."}.
+//
+// Go runtime and process: client_golang's standard collectors
+// (collectors.NewGoCollector() with its default metric set, and
+// collectors.NewProcessCollector()), under their own names and help
+// texts. Among them:
 //
 //	go_info{version}                    gauge    Go version of the binary
 //	go_goroutines                       gauge    goroutines that exist
 //	go_threads                          gauge    OS threads created
+//	go_sched_gomaxprocs_threads         gauge    GOMAXPROCS
+//	go_gc_duration_seconds              summary  GC stop-the-world pause durations; _count is the completed GC cycles, _sum the total pause time
+//	go_gc_gogc_percent                  gauge    GOGC setting
+//	go_gc_gomemlimit_bytes              gauge    GOMEMLIMIT setting
 //	go_memstats_alloc_bytes_total       counter  bytes allocated on the heap, even if freed
 //	go_memstats_heap_alloc_bytes        gauge    bytes of allocated heap objects
 //	go_memstats_heap_inuse_bytes        gauge    bytes in in-use heap spans
 //	go_memstats_heap_objects            gauge    allocated heap objects
 //	go_memstats_sys_bytes               gauge    bytes obtained from the OS
 //	go_memstats_last_gc_time_seconds    gauge    Unix time of the last GC
-//	go_gc_cycles_total                  counter  completed GC cycles
-//	go_gc_pause_seconds_total           counter  total stop-the-world GC pause time
-//	process_cpu_seconds_total           counter  user plus system CPU time (Unix)
-//	process_resident_memory_bytes       gauge    resident memory (Linux)
-//	process_open_fds                    gauge    open file descriptors (Linux)
-//	process_max_fds                     gauge    file descriptor limit (Unix)
-//	process_start_time_seconds          gauge    process start (package init), Unix seconds
+//	go_memstats_*                       ...      the rest of client_golang's memstats set (mallocs, frees, stacks, mspan, mcache, next GC, ...)
+//	process_cpu_seconds_total           counter  user plus system CPU time
+//	process_resident_memory_bytes       gauge    resident memory
+//	process_virtual_memory_bytes        gauge    virtual memory
+//	process_virtual_memory_max_bytes    gauge    virtual memory limit
+//	process_open_fds                    gauge    open file descriptors
+//	process_max_fds                     gauge    file descriptor limit
+//	process_start_time_seconds          gauge    process start, Unix seconds
+//	process_network_{receive,transmit}_bytes_total  counter  network bytes (Linux)
+//
+// The process family set depends on the platform (on Linux it comes from
+// /proc; elsewhere some are absent). The earlier hand-written
+// go_gc_cycles_total and go_gc_pause_seconds_total are gone: use
+// go_gc_duration_seconds_count and go_gc_duration_seconds_sum.
 package metrics

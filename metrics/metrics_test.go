@@ -1,12 +1,12 @@
 package metrics_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 
 	"github.com/olric-raft/olric-raft/dataplane"
@@ -62,10 +64,18 @@ func scrape(t *testing.T, reg *metrics.Registry) map[string]float64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ct := res.Header.Get("Content-Type"); ct != metrics.ContentType {
-		t.Errorf("Content-Type %q, want %q", ct, metrics.ContentType)
-	}
+	checkContentType(t, res.Header.Get("Content-Type"))
 	return parse(t, string(body))
+}
+
+// checkContentType fails unless ct is the Prometheus text format 0.0.4
+// (promhttp may add parameters, such as escaping).
+func checkContentType(t *testing.T, ct string) {
+	t.Helper()
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil || mt != "text/plain" || params["version"] != "0.0.4" {
+		t.Errorf("Content-Type %q, want text/plain; version=0.0.4 (%v)", ct, err)
+	}
 }
 
 // fakeSource is a Source with fixed answers.
@@ -202,32 +212,29 @@ func TestDMapLabelCap(t *testing.T) {
 	}
 }
 
-type fixedCollector struct{ descs []metrics.Desc }
-
-func (c fixedCollector) Describe() []metrics.Desc { return c.descs }
-func (c fixedCollector) Collect(emit func(metrics.Family)) {
-	emit(metrics.Family{Name: "t_undeclared", Samples: []metrics.Sample{{Value: 1}}})
-	emit(metrics.Family{Name: c.descs[0].Name, Samples: []metrics.Sample{
-		{Labels: []metrics.Label{{Name: "v", Value: "a\"b\\c\nd"}}, Value: 1.5},
-	}})
-}
-
-func TestRegistryDuplicatesAndFormat(t *testing.T) {
+// TestRegistryDuplicatesAndLint: a collector registered twice is refused;
+// the node collector passes client_golang's lint; HTTP registers once.
+func TestRegistryDuplicatesAndLint(t *testing.T) {
+	src := &fakeSource{table: &metadata.RoutingTable{}, open: true,
+		stats: dataplane.Stats{DMaps: map[string]dataplane.DMapStats{"m": {Keys: 1}}}}
 	reg := metrics.NewRegistry()
-	c := fixedCollector{descs: []metrics.Desc{{Name: "t_value", Help: "line one\nback\\slash", Kind: metrics.KindGauge}}}
+	c := metrics.NewNodeCollector(src)
 	if err := reg.Register(c); err != nil {
 		t.Fatal(err)
 	}
-	if err := reg.Register(c); !errors.Is(err, metrics.ErrDuplicate) {
-		t.Fatalf("second Register = %v, want ErrDuplicate", err)
+	var are prometheus.AlreadyRegisteredError
+	if err := reg.Register(metrics.NewNodeCollector(src)); !errors.As(err, &are) {
+		t.Fatalf("second Register = %v, want AlreadyRegisteredError", err)
 	}
-	var buf bytes.Buffer
-	if err := reg.WriteText(&buf); err != nil {
+	problems, err := testutil.CollectAndLint(c)
+	if err != nil {
 		t.Fatal(err)
 	}
-	want := "# HELP t_value line one\\nback\\\\slash\n# TYPE t_value gauge\nt_value{v=\"a\\\"b\\\\c\\nd\"} 1.5\n"
-	if got := buf.String(); got != want {
-		t.Errorf("WriteText:\n got %q\nwant %q", got, want)
+	for _, p := range problems {
+		t.Errorf("lint: %s: %s", p.Metric, p.Text)
+	}
+	if n := testutil.CollectAndCount(c, "olric_raft_dataplane_keys"); n != 1 {
+		t.Errorf("%d dataplane_keys series, want 1", n)
 	}
 	// HTTP registers once and returns the same value after.
 	if h1, h2 := reg.HTTP(), reg.HTTP(); h1 != h2 {
@@ -255,17 +262,17 @@ func TestHTTPHistogram(t *testing.T) {
 	h.Observe("GET /x", 503, 20*time.Second)
 	got := scrape(t, reg)
 	for k, v := range map[string]float64{
-		`olric_raft_http_requests_total{route="GET /x",code="200"}`:                                   1,
-		`olric_raft_http_requests_total{route="GET /x",code="204"}`:                                   1,
-		`olric_raft_http_requests_total{route="GET /x",code="503"}`:                                   1,
-		`olric_raft_http_request_duration_seconds_bucket{route="GET /x",code_class="2xx",le="0.005"}`: 1,
-		`olric_raft_http_request_duration_seconds_bucket{route="GET /x",code_class="2xx",le="0.1"}`:   1,
-		`olric_raft_http_request_duration_seconds_bucket{route="GET /x",code_class="2xx",le="0.25"}`:  2,
-		`olric_raft_http_request_duration_seconds_bucket{route="GET /x",code_class="2xx",le="+Inf"}`:  2,
-		`olric_raft_http_request_duration_seconds_count{route="GET /x",code_class="2xx"}`:             2,
-		`olric_raft_http_request_duration_seconds_bucket{route="GET /x",code_class="5xx",le="10"}`:    0,
-		`olric_raft_http_request_duration_seconds_bucket{route="GET /x",code_class="5xx",le="+Inf"}`:  1,
-		`olric_raft_http_request_duration_seconds_sum{route="GET /x",code_class="5xx"}`:               20,
+		`olric_raft_http_requests_total{code="200",route="GET /x"}`:                                   1,
+		`olric_raft_http_requests_total{code="204",route="GET /x"}`:                                   1,
+		`olric_raft_http_requests_total{code="503",route="GET /x"}`:                                   1,
+		`olric_raft_http_request_duration_seconds_bucket{code_class="2xx",route="GET /x",le="0.005"}`: 1,
+		`olric_raft_http_request_duration_seconds_bucket{code_class="2xx",route="GET /x",le="0.1"}`:   1,
+		`olric_raft_http_request_duration_seconds_bucket{code_class="2xx",route="GET /x",le="0.25"}`:  2,
+		`olric_raft_http_request_duration_seconds_bucket{code_class="2xx",route="GET /x",le="+Inf"}`:  2,
+		`olric_raft_http_request_duration_seconds_count{code_class="2xx",route="GET /x"}`:             2,
+		`olric_raft_http_request_duration_seconds_bucket{code_class="5xx",route="GET /x",le="10"}`:    0,
+		`olric_raft_http_request_duration_seconds_bucket{code_class="5xx",route="GET /x",le="+Inf"}`:  1,
+		`olric_raft_http_request_duration_seconds_sum{code_class="5xx",route="GET /x"}`:               20,
 	} {
 		if g, ok := got[k]; !ok || g != v {
 			t.Errorf("%s = %v (present %v), want %v", k, g, ok, v)

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/olric-raft/olric-raft/dataplane"
 	"github.com/olric-raft/olric-raft/metadata"
 	"github.com/olric-raft/olric-raft/node"
@@ -58,85 +60,113 @@ const (
 	nameDPExpirations = "olric_raft_dataplane_expirations_total"
 )
 
-var nodeDescs = []Desc{
-	{nameRaftLeader, "1 if this member is the Raft leader, else 0.", KindGauge},
-	{nameRaftState, "1 for this member's current Raft state (label state), 0 for the others.", KindGauge},
-	{nameRaftTerm, "Current Raft term.", KindGauge},
-	{nameRaftLastIndex, "Index of the last entry in this member's Raft log.", KindGauge},
-	{nameRaftCommitIndex, "Raft commit index known to this member.", KindGauge},
-	{nameRaftApplied, "Last Raft index applied to this member's FSM.", KindGauge},
-	{nameRaftLastContact, "Seconds since this follower last heard from the leader (absent on the leader).", KindGauge},
-	{nameRoutingVersion, "Version (Raft index) of the committed routing table on this member.", KindGauge},
-	{nameMembers, "Members of the committed routing table by state (alive, leaving, failed).", KindGauge},
-	{namePartitions, "Partitions of the committed routing table by state (active, handoff, unavailable).", KindGauge},
-	{nameWritten, "Partitions marked written (took at least one acknowledged write).", KindGauge},
-	{namePrimaries, "Partitions this member is primary of.", KindGauge},
-	{nameBackups, "Partitions this member is a backup of.", KindGauge},
-	{nameGossipMembers, "Members memberlist knows (alive or suspect, this one included).", KindGauge},
-	{nameDPOpen, "1 once this member's data plane is open (routing initialized), else 0.", KindGauge},
-	{nameDPPartitions, "Partitions this member's storage engine holds.", KindGauge},
-	{nameDPKeys, "Keys held on this member (primaries and backups) by DMap.", KindGauge},
-	{nameDPBytes, "Bytes of keys plus values held on this member by DMap.", KindGauge},
-	{nameDPLocks, "Locks held on this member by DMap.", KindGauge},
-	{nameDPEvictions, "Keys evicted (LRU, max idle) on this member as primary, by DMap.", KindCounter},
-	{nameDPExpirations, "Keys expired (TTL) on this member as primary, by DMap.", KindCounter},
+// Descriptors of the node collector's families.
+var (
+	descRaftLeader      = family(nameRaftLeader, "1 if this member is the Raft leader, else 0.")
+	descRaftState       = family(nameRaftState, "1 for this member's current Raft state (label state), 0 for the others.", "state")
+	descRaftTerm        = family(nameRaftTerm, "Current Raft term.")
+	descRaftLastIndex   = family(nameRaftLastIndex, "Index of the last entry in this member's Raft log.")
+	descRaftCommitIndex = family(nameRaftCommitIndex, "Raft commit index known to this member.")
+	descRaftApplied     = family(nameRaftApplied, "Last Raft index applied to this member's FSM.")
+	descRaftLastContact = family(nameRaftLastContact, "Seconds since this follower last heard from the leader (absent on the leader).")
+
+	descRoutingVersion = family(nameRoutingVersion, "Version (Raft index) of the committed routing table on this member.")
+	descMembers        = family(nameMembers, "Members of the committed routing table by state (alive, leaving, failed).", "state")
+	descPartitions     = family(namePartitions, "Partitions of the committed routing table by state (active, handoff, unavailable).", "state")
+	descWritten        = family(nameWritten, "Partitions marked written (took at least one acknowledged write).")
+	descPrimaries      = family(namePrimaries, "Partitions this member is primary of.")
+	descBackups        = family(nameBackups, "Partitions this member is a backup of.")
+	descGossipMembers  = family(nameGossipMembers, "Members memberlist knows (alive or suspect, this one included).")
+
+	descDPOpen        = family(nameDPOpen, "1 once this member's data plane is open (routing initialized), else 0.")
+	descDPPartitions  = family(nameDPPartitions, "Partitions this member's storage engine holds.")
+	descDPKeys        = family(nameDPKeys, "Keys held on this member (primaries and backups) by DMap.", "dmap")
+	descDPBytes       = family(nameDPBytes, "Bytes of keys plus values held on this member by DMap.", "dmap")
+	descDPLocks       = family(nameDPLocks, "Locks held on this member by DMap.", "dmap")
+	descDPEvictions   = family(nameDPEvictions, "Keys evicted (LRU, max idle) on this member as primary, by DMap.", "dmap")
+	descDPExpirations = family(nameDPExpirations, "Keys expired (TTL) on this member as primary, by DMap.", "dmap")
+)
+
+// nodeDescs lists every descriptor of the node collector.
+var nodeDescs = []*prometheus.Desc{
+	descRaftLeader, descRaftState, descRaftTerm, descRaftLastIndex, descRaftCommitIndex,
+	descRaftApplied, descRaftLastContact,
+	descRoutingVersion, descMembers, descPartitions, descWritten, descPrimaries, descBackups,
+	descGossipMembers,
+	descDPOpen, descDPPartitions, descDPKeys, descDPBytes, descDPLocks, descDPEvictions, descDPExpirations,
+}
+
+// family returns the descriptor of a family with variable labels (gauge or
+// counter: the value type of each metric chooses).
+func family(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc(name, help, labels, nil)
 }
 
 // nodeCollector reads a Source on each scrape.
 type nodeCollector struct{ src Source }
 
+var _ prometheus.Collector = nodeCollector{}
+
 // NewNodeCollector returns a collector of src's Raft, routing, gossip and
 // data-plane state, read on each scrape.
-func NewNodeCollector(src Source) Collector { return nodeCollector{src: src} }
+func NewNodeCollector(src Source) prometheus.Collector { return nodeCollector{src: src} }
 
-func (nodeCollector) Describe() []Desc { return nodeDescs }
-
-func (c nodeCollector) Collect(emit func(Family)) {
-	rs := c.src.RaftStats()
-	emit(single(nameRaftLeader, b2f(rs.Leader)))
-	st := Family{Name: nameRaftState}
-	for _, s := range []string{"Leader", "Follower", "Candidate", "Shutdown"} {
-		st.Samples = append(st.Samples, Sample{Labels: []Label{{"state", strings.ToLower(s)}}, Value: b2f(rs.State == s)})
+// Describe implements prometheus.Collector.
+func (nodeCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range nodeDescs {
+		ch <- d
 	}
-	emit(st)
-	emit(single(nameRaftTerm, float64(rs.Term)))
-	emit(single(nameRaftLastIndex, float64(rs.LastLogIndex)))
-	emit(single(nameRaftCommitIndex, float64(rs.CommitIndex)))
-	emit(single(nameRaftApplied, float64(rs.AppliedIndex)))
-	if rs.HasContact {
-		emit(single(nameRaftLastContact, rs.LastContact.Seconds()))
-	}
-
-	c.collectRouting(emit)
-	emit(single(nameGossipMembers, float64(c.src.GossipMembers())))
-	c.collectDataPlane(emit)
 }
 
-func (c nodeCollector) collectRouting(emit func(Family)) {
+// Collect implements prometheus.Collector. It may run concurrently with
+// itself; it only reads the Source.
+func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
+	g := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	rs := c.src.RaftStats()
+	g(descRaftLeader, b2f(rs.Leader))
+	for _, s := range []string{"Leader", "Follower", "Candidate", "Shutdown"} {
+		g(descRaftState, b2f(rs.State == s), strings.ToLower(s))
+	}
+	g(descRaftTerm, float64(rs.Term))
+	g(descRaftLastIndex, float64(rs.LastLogIndex))
+	g(descRaftCommitIndex, float64(rs.CommitIndex))
+	g(descRaftApplied, float64(rs.AppliedIndex))
+	if rs.HasContact {
+		g(descRaftLastContact, rs.LastContact.Seconds())
+	}
+
+	c.collectRouting(g)
+	g(descGossipMembers, float64(c.src.GossipMembers()))
+	c.collectDataPlane(ch, g)
+}
+
+func (c nodeCollector) collectRouting(g func(*prometheus.Desc, float64, ...string)) {
 	t := c.src.Routing()
 	if t == nil {
 		t = &metadata.RoutingTable{}
 	}
 	self := c.src.ID()
-	emit(single(nameRoutingVersion, float64(t.Version)))
+	g(descRoutingVersion, float64(t.Version))
 
 	members := map[metadata.MemberState]int{}
 	for _, m := range t.Members {
 		members[m.State]++
 	}
-	emit(byState(nameMembers, []string{"alive", "leaving", "failed"},
-		[]int{members[metadata.MemberAlive], members[metadata.MemberLeaving], members[metadata.MemberFailed]}))
+	g(descMembers, float64(members[metadata.MemberAlive]), "alive")
+	g(descMembers, float64(members[metadata.MemberLeaving]), "leaving")
+	g(descMembers, float64(members[metadata.MemberFailed]), "failed")
 
-	var parts [3]int
-	var written, primaries, backups int
+	var active, handoff, unavailable, written, primaries, backups int
 	for _, p := range t.Partitions {
 		switch p.State {
 		case metadata.PartitionActive:
-			parts[0]++
+			active++
 		case metadata.PartitionHandoff:
-			parts[1]++
+			handoff++
 		case metadata.PartitionUnavailable:
-			parts[2]++
+			unavailable++
 		}
 		if p.Written {
 			written++
@@ -148,43 +178,30 @@ func (c nodeCollector) collectRouting(emit func(Family)) {
 			backups++
 		}
 	}
-	emit(byState(namePartitions, []string{"active", "handoff", "unavailable"}, parts[:]))
-	emit(single(nameWritten, float64(written)))
-	emit(single(namePrimaries, float64(primaries)))
-	emit(single(nameBackups, float64(backups)))
+	g(descPartitions, float64(active), "active")
+	g(descPartitions, float64(handoff), "handoff")
+	g(descPartitions, float64(unavailable), "unavailable")
+	g(descWritten, float64(written))
+	g(descPrimaries, float64(primaries))
+	g(descBackups, float64(backups))
 }
 
-func byState(name string, states []string, counts []int) Family {
-	f := Family{Name: name}
-	for i, s := range states {
-		f.Samples = append(f.Samples, Sample{Labels: []Label{{"state", s}}, Value: float64(counts[i])})
-	}
-	return f
-}
-
-func (c nodeCollector) collectDataPlane(emit func(Family)) {
+func (c nodeCollector) collectDataPlane(ch chan<- prometheus.Metric, g func(*prometheus.Desc, float64, ...string)) {
 	s, ok := c.src.EngineStats()
-	emit(single(nameDPOpen, b2f(ok)))
+	g(descDPOpen, b2f(ok))
 	if !ok {
 		return
 	}
-	emit(single(nameDPPartitions, float64(s.Partitions)))
-	dmaps := capDMaps(s.DMaps, MaxDMapLabels)
-	keys := Family{Name: nameDPKeys}
-	bytes := Family{Name: nameDPBytes}
-	locks := Family{Name: nameDPLocks}
-	evictions := Family{Name: nameDPEvictions}
-	expirations := Family{Name: nameDPExpirations}
-	for _, d := range dmaps {
-		l := []Label{{"dmap", d.name}}
-		keys.Samples = append(keys.Samples, Sample{Labels: l, Value: float64(d.Keys)})
-		bytes.Samples = append(bytes.Samples, Sample{Labels: l, Value: float64(d.Bytes)})
-		locks.Samples = append(locks.Samples, Sample{Labels: l, Value: float64(d.Locks)})
-		evictions.Samples = append(evictions.Samples, Sample{Labels: l, Value: float64(d.Evictions)})
-		expirations.Samples = append(expirations.Samples, Sample{Labels: l, Value: float64(d.Expirations)})
+	g(descDPPartitions, float64(s.Partitions))
+	counter := func(d *prometheus.Desc, v float64, dmap string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, dmap)
 	}
-	for _, f := range []Family{keys, bytes, locks, evictions, expirations} {
-		emit(f)
+	for _, d := range capDMaps(s.DMaps, MaxDMapLabels) {
+		g(descDPKeys, float64(d.Keys), d.name)
+		g(descDPBytes, float64(d.Bytes), d.name)
+		g(descDPLocks, float64(d.Locks), d.name)
+		counter(descDPEvictions, float64(d.Evictions), d.name)
+		counter(descDPExpirations, float64(d.Expirations), d.name)
 	}
 }
 

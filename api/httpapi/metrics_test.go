@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"mime"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -18,8 +19,9 @@ func scrapeText(t *testing.T, h http.Handler) string {
 	if rec.Code != http.StatusOK {
 		t.Fatalf("GET /metrics = %d: %s", rec.Code, rec.Body)
 	}
-	if ct := rec.Header().Get("Content-Type"); ct != metrics.ContentType {
-		t.Errorf("Content-Type %q, want %q", ct, metrics.ContentType)
+	ct := rec.Header().Get("Content-Type")
+	if mt, params, err := mime.ParseMediaType(ct); err != nil || mt != "text/plain" || params["version"] != "0.0.4" {
+		t.Errorf("Content-Type %q, want text/plain; version=0.0.4 (%v)", ct, err)
 	}
 	return rec.Body.String()
 }
@@ -46,11 +48,11 @@ func TestMetricsRouteAndRequestMetrics(t *testing.T) {
 
 	text := scrapeText(t, h)
 	for _, want := range []string{
-		`olric_raft_http_requests_total{route="PUT /v1/dmaps/{dmap}/keys/{key}",code="200"} 3`,
-		`olric_raft_http_requests_total{route="GET /v1/dmaps/{dmap}/keys/{key}",code="404"} 1`,
-		`olric_raft_http_requests_total{route="unmatched",code="404"} 1`,
-		`olric_raft_http_request_duration_seconds_count{route="PUT /v1/dmaps/{dmap}/keys/{key}",code_class="2xx"} 3`,
-		`olric_raft_http_request_duration_seconds_bucket{route="PUT /v1/dmaps/{dmap}/keys/{key}",code_class="2xx",le="+Inf"} 3`,
+		`olric_raft_http_requests_total{code="200",route="PUT /v1/dmaps/{dmap}/keys/{key}"} 3`,
+		`olric_raft_http_requests_total{code="404",route="GET /v1/dmaps/{dmap}/keys/{key}"} 1`,
+		`olric_raft_http_requests_total{code="404",route="unmatched"} 1`,
+		`olric_raft_http_request_duration_seconds_count{code_class="2xx",route="PUT /v1/dmaps/{dmap}/keys/{key}"} 3`,
+		`olric_raft_http_request_duration_seconds_bucket{code_class="2xx",route="PUT /v1/dmaps/{dmap}/keys/{key}",le="+Inf"} 3`,
 		"# TYPE olric_raft_http_request_duration_seconds histogram",
 	} {
 		if !strings.Contains(text, want) {
@@ -63,7 +65,7 @@ func TestMetricsRouteAndRequestMetrics(t *testing.T) {
 		}
 	}
 	// The first scrape is counted by the second.
-	if text := scrapeText(t, h); !strings.Contains(text, `olric_raft_http_requests_total{route="GET /metrics",code="200"} 1`) {
+	if text := scrapeText(t, h); !strings.Contains(text, `olric_raft_http_requests_total{code="200",route="GET /metrics"} 1`) {
 		t.Errorf("second scrape does not count the first:\n%s", text)
 	}
 }
@@ -88,7 +90,7 @@ func TestMetricsRecordsMethodNotAllowed(t *testing.T) {
 	if res := serve(t, h, http.MethodPatch, "/v1/status", ""); res.status != http.StatusMethodNotAllowed {
 		t.Fatalf("PATCH /v1/status = %d, want 405", res.status)
 	}
-	if text := scrapeText(t, h); !strings.Contains(text, `olric_raft_http_requests_total{route="unmatched",code="405"} 1`) {
+	if text := scrapeText(t, h); !strings.Contains(text, `olric_raft_http_requests_total{code="405",route="unmatched"} 1`) {
 		t.Errorf("405 not counted as unmatched:\n%s", text)
 	}
 }
