@@ -57,7 +57,7 @@ stress:
 	$(GO) test -race -count=20 -run 'TestFiveMembersStartedConcurrentlyConverge' ./integration
 	$(GO) test -race -count=20 -run 'Concurren|Subscribe|WaitApplied' ./fsm
 
-# Every Fuzz target for FUZZTIME each (CI: 10s).
+# Every Fuzz target for FUZZTIME each: a duration (10s) or a count (10000x, as CI does).
 fuzz:
 	@set -e; for pkg in $$($(GO) list ./...); do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
