@@ -27,7 +27,7 @@ run: build
 
 # Every package, race detector on. Long suites have their own targets.
 test:
-	$(GO) test -race -timeout 15m $(PKGS)
+	$(GO) test -race -count=1 -timeout 15m $(PKGS)
 
 race: test
 
