@@ -362,10 +362,16 @@ func (c *Client) Scan(ctx context.Context, dmap, match, cursor string, limit int
 //		if err != nil { ... }
 //	}
 func (c *Client) ScanAll(ctx context.Context, dmap, match string) iter.Seq2[string, error] {
+	return scanAll(ctx, dmap, match, c.Scan)
+}
+
+// scanAll pages through scan until the cursor is done, yielding each key.
+func scanAll(ctx context.Context, dmap, match string,
+	scan func(ctx context.Context, dmap, match, cursor string, limit int) ([]string, string, error)) iter.Seq2[string, error] {
 	return func(yield func(string, error) bool) {
 		cursor := ""
 		for {
-			keys, next, err := c.Scan(ctx, dmap, match, cursor, ScanAllPageSize)
+			keys, next, err := scan(ctx, dmap, match, cursor, ScanAllPageSize)
 			if err != nil {
 				yield("", err)
 				return

@@ -741,25 +741,7 @@ func (r *Routed) Scan(ctx context.Context, dmap, match, cursor string, limit int
 
 // ScanAll is Client.ScanAll over Routed.Scan.
 func (r *Routed) ScanAll(ctx context.Context, dmap, match string) iter.Seq2[string, error] {
-	return func(yield func(string, error) bool) {
-		cursor := ""
-		for {
-			keys, next, err := r.Scan(ctx, dmap, match, cursor, ScanAllPageSize)
-			if err != nil {
-				yield("", err)
-				return
-			}
-			for _, k := range keys {
-				if !yield(k, nil) {
-					return
-				}
-			}
-			if next == "" {
-				return
-			}
-			cursor = next
-		}
-	}
+	return scanAll(ctx, dmap, match, r.Scan)
 }
 
 // Destroy is Client.Destroy, sent to any member (it fans out to every
