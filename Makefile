@@ -13,7 +13,7 @@ GOBIN       := $(shell $(GO) env GOPATH)/bin
 STATICCHECK := $(GOBIN)/staticcheck
 FUZZTIME    ?= 10s
 
-.PHONY: all build run test race lint bench stress fuzz clean tools
+.PHONY: all build run test race lint bench bench-compare stress fuzz clean tools
 
 all: build
 
@@ -50,6 +50,12 @@ bench:
 	$(GO) test -run '^$$' -bench MemberRSS1M -benchtime 1x ./embedded
 	$(GO) test -run '^$$' -bench FiveMembersConverge -benchtime 10x ./integration
 	$(GO) test -run '^$$' -bench RoutingProposalApplied -benchtime 500x ./integration
+
+# redis-server vs olric-raft over RESP with redis-benchmark, same flags,
+# servers on CPU 0 and the client on CPU 1 (scripts/bench-compare.sh; N=
+# requests per run, default 200000). Installs redis-server if missing.
+bench-compare:
+	N=$(N) scripts/bench-compare.sh
 
 # The seed's scenario, repeated: five members started concurrently converge
 # on one identical, balanced routing version, race detector on.
