@@ -118,5 +118,48 @@
 //
 // # Service
 //
-// (The Service's protocol: to be written by the Service's author.)
+// A Service routes each Request to its partition's primary and serves the
+// partitions this member leads. It reads routing through the small Routing
+// interface (the node's committed table and WaitRouting) and calls other
+// members through Caller (the cluster RPC): methods dmap.do,
+// dmap.transfer, dmap.release.
+//
+// Routing a request (Do, any goroutine):
+//
+//  1. Compute the partition from the committed table; an unavailable
+//     partition fails at once with ErrUnavailable.
+//  2. Serve it locally when this member is the primary, else forward it
+//     with the table's version and the partition's leader epoch.
+//  3. The primary (local) waits, bounded, for its own table to reach the
+//     request's version, refuses with ErrStaleRouting if it is not the
+//     primary at that epoch, answers "not ready" while it is still filling
+//     the partition, has the partition marked written (a committed
+//     mark_written entry, once per partition and epoch) before its first
+//     write, and runs the operation on the Engine at the partition's epoch
+//     (the engine's fence turns a race with a primary change into
+//     ErrStaleRouting).
+//  4. The forwarder retries stale and not-ready answers and unreachable
+//     primaries until RouteTimeout, then fails with ErrUnavailable; a write
+//     whose request may have reached the primary fails with
+//     ErrIndeterminate instead of being retried.
+//
+// Following routing (OnRouting, called by the node's routing goroutine in
+// version order, possibly skipping versions):
+//
+//  1. Partitions no longer led here are fenced at their new epoch at once.
+//  2. Partitions newly led here start empty when they are fresh (no
+//     previous primary, or never written); otherwise a transfer goroutine
+//     pulls them from the previous primary (dmap.transfer: it fences the
+//     partition at the new epoch and snapshots it under the partition
+//     lock), installs the snapshot, starts serving, and tells the previous
+//     primary to drop its copy (dmap.release). If the previous primary is
+//     failed or removed, or never held the data, the loss is reported to
+//     the leader, which marks the partition unavailable.
+//
+// Goroutines: transfer goroutines are owned by the Service and stopped by
+// Close (which cancels their context and waits); at most
+// TransferConcurrency pulls are in flight, and the semaphore is held only
+// around a pull, never across a backoff. The service's own mutex (mu)
+// guards its per-partition state and is never held across network I/O;
+// it is taken before an engine partition lock, never after.
 package dataplane
