@@ -282,3 +282,74 @@ func (e *Engine) applyChange(part *partition, m *Mutation, now int64) {
 		}
 	}
 }
+
+// Seq returns partition p's sequence number: that of the last mutation
+// applied to it (0 for a partition out of range).
+func (e *Engine) Seq(p uint32) uint64 {
+	part, err := e.partition(p)
+	if err != nil {
+		return 0
+	}
+	part.mu.Lock()
+	defer part.mu.Unlock()
+	return part.seq
+}
+
+// ApplyReplicated applies muts, all made by partition p's primary at leader
+// epoch epoch, to this engine's copy of p (a backup's path; the copy must
+// have been installed from that primary's snapshot at that epoch) and
+// returns p's sequence number after them. Under one lock hold: an epoch
+// older than p's fence fails with ErrFencedEpoch; a mutation whose
+// sequence number p already has is skipped (a resent batch); one that
+// leaves a gap fails with ErrSeqGap, after the ones before it applied.
+// From then on this engine is not p's primary (see ApplyMutation).
+func (e *Engine) ApplyReplicated(p uint32, epoch uint64, muts []Mutation) (uint64, error) {
+	part, err := e.partition(p)
+	if err != nil {
+		return 0, err
+	}
+	for i := range muts {
+		if muts[i].Epoch != epoch {
+			return 0, fmt.Errorf("%w: mutation %d of epoch %d in a batch of epoch %d", ErrInvalid, muts[i].Seq, muts[i].Epoch, epoch)
+		}
+		if err := muts[i].check(); err != nil {
+			return 0, err
+		}
+	}
+	part.mu.Lock()
+	defer part.mu.Unlock()
+	if epoch < part.fence {
+		return part.seq, fmt.Errorf("%w: partition %d is fenced at epoch %d, batch is from epoch %d", ErrFencedEpoch, p, part.fence, epoch)
+	}
+	part.raiseFenceLocked(epoch)
+	part.primary = false
+	now := e.nowNanos()
+	for i := range muts {
+		m := muts[i]
+		if m.Seq <= part.seq {
+			continue
+		}
+		if m.Seq != part.seq+1 {
+			return part.seq, fmt.Errorf("%w: partition %d is at sequence %d, mutation is %d", ErrSeqGap, p, part.seq, m.Seq)
+		}
+		e.applyMutation(part, &m, now)
+	}
+	return part.seq, nil
+}
+
+// BackfillSnapshot copies partition p as Snapshot does, but without raising
+// its fence and without sorting, and calls under with the copy while still
+// holding p's lock: whatever under registers (a new backup's place in the
+// replication stream) sees exactly the mutations after the copy. under
+// must be quick and must not call the Engine. The copy is what a new
+// backup installs.
+func (e *Engine) BackfillSnapshot(p uint32, under func(s *PartitionSnapshot)) error {
+	part, err := e.partition(p)
+	if err != nil {
+		return err
+	}
+	part.mu.Lock()
+	defer part.mu.Unlock()
+	under(part.copyLocked(p))
+	return nil
+}

@@ -215,9 +215,21 @@ func (e *Engine) Snapshot(p uint32, fenceAt uint64) (*PartitionSnapshot, error) 
 	if err != nil {
 		return nil, err
 	}
-	s := &PartitionSnapshot{Format: SnapshotFormat, Partition: p}
 	part.mu.Lock()
 	part.raiseFenceLocked(fenceAt)
+	s := part.copyLocked(p)
+	part.mu.Unlock()
+	slices.SortFunc(s.DMaps, func(a, b DMapSnapshot) int { return cmp.Compare(a.Name, b.Name) })
+	for i := range s.DMaps {
+		slices.SortFunc(s.DMaps[i].Entries, func(a, b EntrySnapshot) int { return cmp.Compare(a.Key, b.Key) })
+		slices.SortFunc(s.DMaps[i].Locks, func(a, b LockSnapshot) int { return cmp.Compare(a.Key, b.Key) })
+	}
+	return s, nil
+}
+
+// copyLocked copies part (partition p), unsorted; part.mu is held.
+func (part *partition) copyLocked(p uint32) *PartitionSnapshot {
+	s := &PartitionSnapshot{Format: SnapshotFormat, Partition: p}
 	s.Seq, s.Fence = part.seq, part.fence
 	s.DMaps = make([]DMapSnapshot, 0, len(part.dmaps))
 	for name, d := range part.dmaps {
@@ -240,16 +252,10 @@ func (e *Engine) Snapshot(p uint32, fenceAt uint64) (*PartitionSnapshot, error) 
 			s.Requests[i] = RequestSnapshot{ID: ent.id, Result: ent.res}
 		}
 	}
-	part.mu.Unlock()
-	slices.SortFunc(s.DMaps, func(a, b DMapSnapshot) int { return cmp.Compare(a.Name, b.Name) })
-	for i := range s.DMaps {
-		slices.SortFunc(s.DMaps[i].Entries, func(a, b EntrySnapshot) int { return cmp.Compare(a.Key, b.Key) })
-		slices.SortFunc(s.DMaps[i].Locks, func(a, b LockSnapshot) int { return cmp.Compare(a.Key, b.Key) })
-	}
 	if len(s.DMaps) == 0 {
 		s.DMaps = nil
 	}
-	return s, nil
+	return s
 }
 
 // Validate checks that s is a well-formed snapshot of partition p: known

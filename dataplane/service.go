@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -65,6 +66,16 @@ type ServiceConfig struct {
 	// NeverSent tells whether a Caller error means the request surely did
 	// not leave this member (so a write may be retried); nil: never sure.
 	NeverSent func(error) bool
+	// ReportReplicas commits replica-set changes through the Raft leader
+	// (a backup caught up, or failed). Required.
+	ReportReplicas ReplicaReporter
+	// LeaseValid reports whether this member holds a current primary
+	// lease (see package node). A primary serves nothing without one. Nil
+	// means always (single-process tests only).
+	LeaseValid func() bool
+	// ReplicationTimeout bounds how long a backup may take to acknowledge
+	// a batch before it is reported out of sync. Default 1s.
+	ReplicationTimeout time.Duration
 }
 
 // Service routes DMap requests to partition primaries and serves the
@@ -87,7 +98,11 @@ type Service struct {
 		held []uint64
 		// marking[p] is closed when an in-flight MarkWritten for p ends.
 		marking map[uint32]chan struct{}
+		// backupAt[p] is the leader epoch at which this member installed
+		// a copy of p from its primary and applies its stream (0: none).
+		backupAt []uint64
 	}
+	rep replication
 	sem chan struct{}
 	// ctx is cancelled by Close: every transfer, release and loss report
 	// runs under it, so Close never waits for a slow peer.
@@ -100,8 +115,14 @@ type Service struct {
 
 // NewService returns a service; call OnRouting with every new table.
 func NewService(cfg ServiceConfig) (*Service, error) {
-	if cfg.Engine == nil || cfg.Routing == nil || cfg.Caller == nil || cfg.PartitionCount == 0 || cfg.MarkWritten == nil {
-		return nil, fmt.Errorf("%w: service needs a partition count, an engine, routing, a caller and MarkWritten", ErrInvalid)
+	if cfg.Engine == nil || cfg.Routing == nil || cfg.Caller == nil || cfg.PartitionCount == 0 || cfg.MarkWritten == nil || cfg.ReportReplicas == nil {
+		return nil, fmt.Errorf("%w: service needs a partition count, an engine, routing, a caller, MarkWritten and ReportReplicas", ErrInvalid)
+	}
+	if cfg.Engine.PartitionCount() != cfg.PartitionCount {
+		return nil, fmt.Errorf("%w: engine has %d partitions, service %d", ErrInvalid, cfg.Engine.PartitionCount(), cfg.PartitionCount)
+	}
+	if cfg.ReplicationTimeout <= 0 {
+		cfg.ReplicationTimeout = time.Second
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -126,6 +147,16 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	s.mu.pulling = make([]uint64, n)
 	s.mu.held = make([]uint64, n)
 	s.mu.marking = make(map[uint32]chan struct{})
+	s.mu.backupAt = make([]uint64, n)
+	s.rep.parts = make([]repPart, n)
+	s.rep.links = make(map[metadata.NodeID]*peerLink)
+	s.rep.changed = make(chan struct{})
+	s.rep.pending = make(map[reportKey]ReplicaReport)
+	s.rep.reportCh = make(chan struct{}, 1)
+	// Every mutation the engine makes as primary is replicated.
+	cfg.Engine.OnMutation = s.onMutation
+	s.wg.Add(1)
+	go s.reportLoop()
 	return s, nil
 }
 
@@ -159,6 +190,14 @@ func (s *Service) OnRouting(t *metadata.RoutingTable) {
 				s.mu.ready[p.ID] = 0
 			}
 			s.engine.Fence(p.ID, p.LeaderEpoch)
+			if s.mu.backupAt[p.ID] != 0 && !slices.Contains(p.Backups, s.self) {
+				// No longer a backup: the copy goes (unless the new
+				// primary may still pull it from us).
+				s.mu.backupAt[p.ID] = 0
+				if s.mu.held[p.ID] == 0 && s.mu.pulling[p.ID] == 0 {
+					s.engine.Drop(p.ID)
+				}
+			}
 			continue
 		}
 		if s.mu.ready[p.ID] == p.LeaderEpoch || s.mu.pulling[p.ID] == p.LeaderEpoch {
@@ -172,6 +211,7 @@ func (s *Service) OnRouting(t *metadata.RoutingTable) {
 			s.engine.Drop(p.ID)
 			s.engine.Fence(p.ID, p.LeaderEpoch)
 			s.mu.ready[p.ID] = p.LeaderEpoch
+			s.mu.backupAt[p.ID] = 0
 			continue
 		}
 		if p.PrevPrimary == s.self && s.mu.held[p.ID] == p.PrevEpoch && p.PrevEpoch != 0 {
@@ -180,6 +220,9 @@ func (s *Service) OnRouting(t *metadata.RoutingTable) {
 			s.mu.ready[p.ID] = p.LeaderEpoch
 			continue
 		}
+		// Promoted from in-sync backup (p.Promoted, with our copy at the
+		// previous epoch) or not, the partition waits for acquire: it
+		// fences the previous primary, or pulls from it.
 		s.mu.ready[p.ID] = 0
 		s.mu.pulling[p.ID] = p.LeaderEpoch
 		pulls = append(pulls, p)
@@ -189,6 +232,7 @@ func (s *Service) OnRouting(t *metadata.RoutingTable) {
 		s.wg.Add(1)
 		go s.acquire(t, p)
 	}
+	s.syncReplication(t)
 }
 
 // acquire fills partition p (led by this member at p.LeaderEpoch) from its
@@ -224,6 +268,27 @@ func (s *Service) acquire(t *metadata.RoutingTable, p metadata.Partition) {
 			return // moved on; OnRouting takes it from here
 		}
 		prev, known := cur.Member(p.PrevPrimary)
+		if s.promoted(p) {
+			// We hold every acknowledged write already. Serve once the
+			// previous primary cannot: it is failed or removed (the
+			// leader declares that only after its lease expired), or it
+			// confirmed it fenced the partition at our epoch.
+			var err error
+			if known && prev.State != metadata.MemberFailed && prev.ID != s.self {
+				err = s.fencePrevious(p, prev)
+			}
+			if err == nil && s.becomeReady(p, nil) {
+				s.log.Info("partition promoted from in-sync backup", "partition", p.ID, "epoch", p.LeaderEpoch,
+					"previous_primary", p.PrevPrimary, "took", time.Since(start).Round(time.Millisecond))
+				s.syncReplication(s.cfg.Routing.Routing())
+				return
+			}
+			if err != nil && attempt%20 == 0 {
+				s.log.Warn("fencing the previous primary", "partition", p.ID, "epoch", p.LeaderEpoch,
+					"from", p.PrevPrimary, "attempt", attempt, "err", err)
+			}
+			continue
+		}
 		if !known || prev.State == metadata.MemberFailed {
 			if s.reportLost(p, prev, known) {
 				return
@@ -240,6 +305,7 @@ func (s *Service) acquire(t *metadata.RoutingTable, p metadata.Partition) {
 		if err == nil {
 			s.log.Info("partition handed over", "partition", p.ID, "epoch", p.LeaderEpoch, "from", prev.ID,
 				"took", time.Since(start).Round(time.Millisecond))
+			s.syncReplication(s.cfg.Routing.Routing())
 			return
 		}
 		if errors.Is(err, errNotHolder) {
@@ -280,11 +346,59 @@ func (s *Service) reportLost(p metadata.Partition, prev metadata.Member, known b
 }
 
 // transferRequest asks the previous primary for partition P as of leader
-// epoch Epoch (the new primary's), once its routing reaches Version.
+// epoch Epoch (the new primary's), once its routing reaches Version. With
+// FenceOnly it only fences the partition there (the new primary was its
+// in-sync backup and holds the data).
 type transferRequest struct {
-	P       uint32 `msgpack:"p"`
-	Epoch   uint64 `msgpack:"e"`
-	Version uint64 `msgpack:"v"`
+	P         uint32 `msgpack:"p"`
+	Epoch     uint64 `msgpack:"e"`
+	Version   uint64 `msgpack:"v"`
+	FenceOnly bool   `msgpack:"fo,omitempty"`
+}
+
+// promoted reports whether partition p, now led here, was promoted from
+// this member's in-sync copy: the FSM says the new primary was in sync,
+// and the copy here is the one from the previous epoch's primary.
+func (s *Service) promoted(p metadata.Partition) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return p.Promoted && p.PrevEpoch != 0 && s.mu.backupAt[p.ID] == p.PrevEpoch
+}
+
+// becomeReady marks p (led here at p.LeaderEpoch) ready, after install
+// (when not nil) replaced its data, unless the partition moved on.
+func (s *Service) becomeReady(p metadata.Partition, install *PartitionSnapshot) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur := s.cfg.Routing.Routing()
+	if cp, ok := cur.Partition(p.ID); !ok || cp.Primary != s.self || cp.LeaderEpoch != p.LeaderEpoch {
+		return false
+	}
+	if install != nil {
+		if err := s.engine.Install(p.ID, install); err != nil {
+			s.log.Error("installing a partition copy", "partition", p.ID, "err", err)
+			return false
+		}
+	}
+	s.engine.Fence(p.ID, p.LeaderEpoch)
+	s.mu.ready[p.ID] = p.LeaderEpoch
+	s.mu.backupAt[p.ID] = 0
+	return true
+}
+
+// fencePrevious has the previous primary of p fence it at p's epoch: after
+// that, it can neither take a write nor serve a read of the old epoch.
+func (s *Service) fencePrevious(p metadata.Partition, prev metadata.Member) error {
+	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
+	defer cancel()
+	var reply transferReply
+	if err := s.cfg.Caller.Call(ctx, prev.ClusterAddr, MethodTransfer, &transferRequest{P: p.ID, Epoch: p.LeaderEpoch, FenceOnly: true}, &reply); err != nil {
+		return err
+	}
+	if reply.Code != "" {
+		return fmt.Errorf("fencing partition %d on %s refused: %s: %s", p.ID, prev.ID, reply.Code, reply.Message)
+	}
+	return nil
 }
 
 type transferReply struct {
@@ -311,17 +425,13 @@ func (s *Service) pull(p metadata.Partition, prev metadata.Member) error {
 	if reply.Snapshot == nil {
 		return fmt.Errorf("transfer of partition %d: empty reply", p.ID)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	cur := s.cfg.Routing.Routing()
-	if cp, ok := cur.Partition(p.ID); !ok || cp.Primary != s.self || cp.LeaderEpoch != p.LeaderEpoch {
-		return nil // moved on while we copied
-	}
-	if err := s.engine.Install(p.ID, reply.Snapshot); err != nil {
+	if err := reply.Snapshot.Validate(p.ID); err != nil {
 		return err
 	}
-	s.engine.Fence(p.ID, p.LeaderEpoch)
-	s.mu.ready[p.ID] = p.LeaderEpoch
+	if !s.becomeReady(p, reply.Snapshot) {
+		return nil // moved on while we copied
+	}
+	cur := s.cfg.Routing.Routing()
 	// Let the previous primary free its copy (best effort: it keeps a
 	// stale, fenced copy if this is lost).
 	s.wg.Add(1)
@@ -359,6 +469,21 @@ func (s *Service) serveTransfer(ctx context.Context, req transferRequest) transf
 		}
 	}
 	p, _ := t.Partition(req.P)
+	if req.FenceOnly && p.LeaderEpoch >= req.Epoch && p.Primary != s.self {
+		// Our table is past the epoch: fence, and the new primary may
+		// serve. Our copy stays only if we are to back it up.
+		s.mu.Lock()
+		s.engine.Fence(p.ID, req.Epoch)
+		s.mu.ready[p.ID] = 0 // (OnRouting may not have seen this table yet)
+		if p.PrevPrimary == s.self {
+			s.mu.held[p.ID] = 0
+			if s.mu.backupAt[p.ID] == 0 && s.mu.pulling[p.ID] == 0 && !p.Holds(s.self) {
+				s.engine.Drop(p.ID)
+			}
+		}
+		s.mu.Unlock()
+		return transferReply{}
+	}
 	if p.LeaderEpoch != req.Epoch || p.Primary == s.self || p.PrevPrimary != s.self {
 		return transferReply{Code: CodeStaleRouting, Message: fmt.Sprintf("partition %d is at epoch %d led by %q (previously %q)", p.ID, p.LeaderEpoch, p.Primary, p.PrevPrimary)}
 	}
@@ -465,6 +590,12 @@ func (s *Service) ServeRPC(ctx context.Context, method string, body []byte) ([]b
 			s.serveRelease(req)
 		}
 		return msgpack.Marshal(struct{}{})
+	case MethodReplicate:
+		var req replicateRequest
+		if err := strictmsgpack.Unmarshal(body, &req); err != nil {
+			return msgpack.Marshal(replicateReply{Code: CodeInvalid, Message: err.Error()})
+		}
+		return msgpack.Marshal(s.serveReplicate(ctx, &req))
 	}
 	return nil, fmt.Errorf("dataplane: unknown method %q", method)
 }
@@ -476,7 +607,7 @@ func ReplyUnavailable(message string) ([]byte, error) {
 }
 
 func codeFor(err error) string {
-	if errors.Is(err, errPartitionNotReady) {
+	if errors.Is(err, errPartitionNotReady) || errors.Is(err, errNoLease) {
 		return codeNotReady
 	}
 	if c := CodeOf(err); c != "" {
@@ -530,6 +661,9 @@ func (s *Service) local(ctx context.Context, req *Request) (*Response, uint64, e
 	if !ready {
 		return nil, t.Version, fmt.Errorf("%w: partition %d at epoch %d", errPartitionNotReady, pid, p.LeaderEpoch)
 	}
+	if !s.leaseValid() {
+		return nil, t.Version, fmt.Errorf("%w: %s holds no current primary lease (cut off from the Raft leader?)", errNoLease, s.self)
+	}
 	if req.Op.IsWrite() && req.Op != OpDestroy && !p.Written {
 		if t, err = s.ensureWritten(ctx, pid, p.LeaderEpoch); err != nil {
 			return nil, t.Version, err
@@ -540,10 +674,36 @@ func (s *Service) local(ctx context.Context, req *Request) (*Response, uint64, e
 		// The partition moved on between our routing check and the engine.
 		return nil, t.Version, fmt.Errorf("%w: %w", ErrStaleRouting, err)
 	}
+	// Whatever the result (a read, a write, a refused write): it reflects
+	// the partition's state up to its current sequence number, which every
+	// in-sync backup must hold before anyone is told.
+	if werr := s.waitReplicated(ctx, pid, p.LeaderEpoch, s.engine.Seq(pid)); werr != nil {
+		if req.Op.IsWrite() {
+			return nil, t.Version, fmt.Errorf("%w: %w", ErrIndeterminate, werr)
+		}
+		if errors.Is(werr, errReplicaLost) {
+			return nil, t.Version, fmt.Errorf("%w: %w", ErrStaleRouting, werr)
+		}
+		return nil, t.Version, fmt.Errorf("%w: %w", ErrUnavailable, werr)
+	}
+	if !req.Op.IsWrite() && !s.leaseValid() {
+		// The state read may be stale by now: another primary may have
+		// been promoted after our lease ran out.
+		return nil, t.Version, fmt.Errorf("%w: %s lost its primary lease during the read", errNoLease, s.self)
+	}
 	if resp != nil {
 		resp.RoutingVersion = t.Version
 	}
 	return resp, t.Version, err
+}
+
+// errNoLease: this member is the partition's primary in its table but has
+// no current lease: nothing is served (retried like a stale route, then
+// 503).
+var errNoLease = errors.New("dataplane: no primary lease")
+
+func (s *Service) leaseValid() bool {
+	return s.cfg.LeaseValid == nil || s.cfg.LeaseValid()
 }
 
 // ensureWritten has partition pid marked written in a committed routing
@@ -649,7 +809,7 @@ func (s *Service) Do(ctx context.Context, req *Request) (*Response, error) {
 				cancel()
 			}
 			wait = time.Millisecond
-		case errors.Is(err, errPartitionNotReady), errors.Is(err, errUnreachable):
+		case errors.Is(err, errPartitionNotReady), errors.Is(err, errUnreachable), errors.Is(err, errNoLease):
 			lastErr = err
 		case errors.Is(err, errConnection):
 			if req.Op.IsWrite() {

@@ -547,3 +547,77 @@ func TestApplyRemembersDeparted(t *testing.T) {
 		t.Fatalf("departed = %+v", next.Departed)
 	}
 }
+
+// TestApplyDerivesSyncingAndPromoted: a new backup of a written partition
+// starts syncing, ReplicaInSync takes it off the list (and may do nothing
+// else), a change of primary to an in-sync backup is Promoted with every
+// backup syncing, and one to a syncing backup is not.
+func TestApplyDerivesSyncingAndPromoted(t *testing.T) {
+	f := newInitialized(t, 4, 3, 2)
+	cur := f.Routing()
+	p := cur.Partitions[0].Clone()
+	if len(p.Syncing) != 0 || p.Promoted {
+		t.Fatalf("fresh partition: %+v", p)
+	}
+	p.Written = true
+	cur = mustApply(t, f, 10, fsm.CommandMarkWritten, fsm.Change{ExpectVersion: cur.Version, Partitions: []metadata.Partition{p}})
+	if got := cur.Partitions[0]; len(got.Syncing) != 0 {
+		t.Fatalf("marking written made backups syncing: %+v", got)
+	}
+	// Replace the backup with the third member: it must be filled.
+	old := cur.Partitions[0]
+	var third metadata.NodeID
+	for _, m := range cur.Members {
+		if !old.Holds(m.ID) {
+			third = m.ID
+		}
+	}
+	nb := old.Clone()
+	nb.Backups = []metadata.NodeID{third}
+	nb.Syncing = nil // a proposal cannot declare a backup in sync
+	cur = mustApply(t, f, 11, fsm.CommandRebalance, fsm.Change{ExpectVersion: cur.Version, Partitions: []metadata.Partition{nb}})
+	if got := cur.Partitions[0]; !slices.Equal(got.Syncing, []metadata.NodeID{third}) || got.InSync(third) {
+		t.Fatalf("new backup not syncing: %+v", got)
+	}
+	// Promoting the syncing backup: not Promoted (it must pull).
+	swap := cur.Partitions[0].Clone()
+	swap.Primary, swap.Backups = third, []metadata.NodeID{old.Primary}
+	swap.LeaderEpoch++
+	after := mustApply(t, f, 12, fsm.CommandRebalance, fsm.Change{ExpectVersion: cur.Version, Partitions: []metadata.Partition{swap}})
+	if got := after.Partitions[0]; got.Promoted || !slices.Equal(got.Syncing, []metadata.NodeID{old.Primary}) {
+		t.Fatalf("promoting a syncing backup: %+v", got)
+	}
+	// Instead on a fresh FSM: mark it in sync first, then promote.
+	f2 := newInitialized(t, 4, 3, 2)
+	c2 := f2.Routing()
+	w := c2.Partitions[0].Clone()
+	w.Written = true
+	c2 = mustApply(t, f2, 10, fsm.CommandMarkWritten, fsm.Change{ExpectVersion: c2.Version, Partitions: []metadata.Partition{w}})
+	nb2 := c2.Partitions[0].Clone()
+	nb2.Backups = []metadata.NodeID{third}
+	c2 = mustApply(t, f2, 11, fsm.CommandRebalance, fsm.Change{ExpectVersion: c2.Version, Partitions: []metadata.Partition{nb2}})
+	// A ReplicaInSync that changes anything else is refused.
+	bad := c2.Partitions[0].Clone()
+	bad.Syncing = nil
+	bad.LeaderEpoch++
+	if res := apply(t, f2, 12, fsm.CommandReplicaInSync, fsm.Change{ExpectVersion: c2.Version, Partitions: []metadata.Partition{bad}}); !errors.Is(res.Err, fsm.ErrInvalidChange) {
+		t.Fatalf("in-sync that changes the epoch: %v", res.Err)
+	}
+	same := c2.Partitions[0].Clone()
+	if res := apply(t, f2, 13, fsm.CommandReplicaInSync, fsm.Change{ExpectVersion: c2.Version, Partitions: []metadata.Partition{same}}); !errors.Is(res.Err, fsm.ErrInvalidChange) {
+		t.Fatalf("in-sync that changes nothing: %v", res.Err)
+	}
+	in := c2.Partitions[0].Clone()
+	in.Syncing = nil
+	c2 = mustApply(t, f2, 14, fsm.CommandReplicaInSync, fsm.Change{ExpectVersion: c2.Version, Partitions: []metadata.Partition{in}})
+	if got := c2.Partitions[0]; len(got.Syncing) != 0 || !got.InSync(third) {
+		t.Fatalf("after in-sync: %+v", got)
+	}
+	prom := c2.Partitions[0].Clone()
+	prom.Primary, prom.Backups = third, []metadata.NodeID{old.Primary}
+	prom.LeaderEpoch++
+	c2 = mustApply(t, f2, 15, fsm.CommandRebalance, fsm.Change{ExpectVersion: c2.Version, Partitions: []metadata.Partition{prom}})
+	if got := c2.Partitions[0]; !got.Promoted || !slices.Equal(got.Syncing, []metadata.NodeID{old.Primary}) || got.PrevPrimary != old.Primary {
+		t.Fatalf("promoting an in-sync backup: %+v", got)
+	}
+}

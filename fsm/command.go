@@ -48,6 +48,12 @@ const (
 	// Change: Partitions non-empty, each identical to the current one but
 	// for Written = true; nothing else.
 	CommandMarkWritten CommandType = 9
+	// CommandReplicaInSync records that syncing backups caught up with
+	// their primary and join the in-sync set (proposed by the primary
+	// through the leader). Body Change: Partitions non-empty, each
+	// identical to the current one but for a Syncing list that is a strict
+	// subset of the current one; nothing else.
+	CommandReplicaInSync CommandType = 10
 )
 
 // CommandFormatVersion is the second byte of every command: the version of
@@ -75,13 +81,15 @@ func (t CommandType) String() string {
 		return "force_assign"
 	case CommandMarkWritten:
 		return "mark_written"
+	case CommandReplicaInSync:
+		return "replica_in_sync"
 	default:
 		return fmt.Sprintf("unknown(%d)", uint8(t))
 	}
 }
 
 func (t CommandType) known() bool {
-	return t >= CommandInitRouting && t <= CommandMarkWritten
+	return t >= CommandInitRouting && t <= CommandReplicaInSync
 }
 
 // InitRouting creates the first routing table; valid only once, on an

@@ -67,7 +67,7 @@ func TestEncodeRefuses(t *testing.T) {
 		body any
 		want error
 	}{
-		{"unknown type", 10, fsm.Change{}, fsm.ErrUnknownCommand},
+		{"unknown type", 11, fsm.Change{}, fsm.ErrUnknownCommand},
 		{"type zero", 0, fsm.Change{}, fsm.ErrUnknownCommand},
 		{"change as init", fsm.CommandInitRouting, fsm.Change{}, fsm.ErrMalformedCommand},
 		{"init as change", fsm.CommandMemberJoin, fsm.InitRouting{}, fsm.ErrMalformedCommand},
@@ -103,7 +103,7 @@ func TestDecodeRefuses(t *testing.T) {
 		{"format version 0", with(good, 1, 0), fsm.ErrUnknownCommand},
 		{"format version 2", with(good, 1, 2), fsm.ErrUnknownCommand},
 		{"type 0", with(good, 0, 0), fsm.ErrUnknownCommand},
-		{"type 10", with(good, 0, 10), fsm.ErrUnknownCommand},
+		{"type 11", with(good, 0, 11), fsm.ErrUnknownCommand},
 		{"type 255", with(good, 0, 255), fsm.ErrUnknownCommand},
 		{"change body as init", with(good, 0, byte(fsm.CommandInitRouting)), fsm.ErrMalformedCommand},
 		{"init body as change", with(init, 0, byte(fsm.CommandRebalance)), fsm.ErrMalformedCommand},

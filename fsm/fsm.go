@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -452,6 +453,38 @@ func changeTable(cur *metadata.RoutingTable, typ CommandType, c *Change) (*metad
 		default:
 			p.Written = old.Written
 		}
+		// Promoted: the new primary was an in-sync backup of a written
+		// partition, so it holds every acknowledged write.
+		switch {
+		case p.Primary != old.Primary:
+			p.Promoted = p.Primary != "" && old.Written && old.State != metadata.PartitionUnavailable &&
+				old.Primary != "" && old.InSync(p.Primary)
+		default:
+			p.Promoted = old.Promoted
+		}
+		// Syncing: which backups may lack acknowledged writes. A partition
+		// never written has nothing to copy; after a change of primary
+		// every backup is refilled from the new one; a new backup starts
+		// syncing; only ReplicaInSync takes a member off the list.
+		switch {
+		case !p.Written || p.State == metadata.PartitionUnavailable:
+			p.Syncing = nil
+		case typ == CommandReplicaInSync:
+			p.Syncing = slices.Clone(p.Syncing)
+		case p.Primary != old.Primary:
+			p.Syncing = slices.Clone(p.Backups)
+		default:
+			var syncing []metadata.NodeID
+			for _, b := range p.Backups {
+				if slices.Contains(old.Syncing, b) || !slices.Contains(old.Backups, b) {
+					syncing = append(syncing, b)
+				}
+			}
+			p.Syncing = syncing
+		}
+		if len(p.Syncing) == 0 {
+			p.Syncing = nil
+		}
 		next.Partitions[p.ID] = p
 	}
 
@@ -540,6 +573,24 @@ func checkShape(cur *metadata.RoutingTable, typ CommandType, c *Change) error {
 	case CommandForceAssign:
 		if len(c.Partitions) == 0 || len(c.Upsert) > 0 || len(c.Remove) > 0 {
 			return bad("may only assign partitions")
+		}
+	case CommandReplicaInSync:
+		if len(c.Partitions) == 0 || len(c.Upsert) > 0 || len(c.Remove) > 0 {
+			return bad("may only change partitions' syncing backups")
+		}
+		for _, p := range c.Partitions {
+			if p.ID >= cur.PartitionCount {
+				return bad("partition %d out of range", p.ID)
+			}
+			want := cur.Partitions[p.ID]
+			if !p.Equal(want) || len(p.Syncing) >= len(want.Syncing) {
+				return bad("partition %d changes more than its syncing backups, or none", p.ID)
+			}
+			for _, s := range p.Syncing {
+				if !slices.Contains(want.Syncing, s) {
+					return bad("partition %d: %q was not syncing", p.ID, s)
+				}
+			}
 		}
 	case CommandMarkWritten:
 		if len(c.Partitions) == 0 || len(c.Upsert) > 0 || len(c.Remove) > 0 {

@@ -25,9 +25,16 @@ type server struct {
 
 func startServer(t *testing.T, name string, extra ...string) *server {
 	t.Helper()
+	return startServerWithGossip(t, name, testcluster.FreeAddr(t), extra...)
+}
+
+// startServerWithGossip starts a server whose gossip address is chosen by
+// the caller (so members started together can list each other).
+func startServerWithGossip(t *testing.T, name, gossip string, extra ...string) *server {
+	t.Helper()
 	s := &server{
 		name: name, http: testcluster.FreeAddr(t), resp: testcluster.FreeAddr(t),
-		cluster: testcluster.FreeAddr(t), gossip: testcluster.FreeAddr(t),
+		cluster: testcluster.FreeAddr(t), gossip: gossip,
 		log: &syncBuffer{}, done: make(chan struct{}),
 	}
 	args := append([]string{"server",

@@ -174,6 +174,39 @@ type Partition struct {
 	// handing over, so losing its only holder loses nothing. Cleared when
 	// the partition becomes unavailable or is force-assigned.
 	Written bool `msgpack:"w,omitempty" json:"written,omitempty"`
+	// Syncing lists the backups that are still being filled from the
+	// primary (a subset of Backups): they may lack acknowledged writes, so
+	// they are never promoted and the primary does not wait for them. The
+	// others are the in-sync set: the primary acknowledges a write only
+	// once every one of them applied it. Derived by the FSM: a new backup
+	// of a written partition, and every backup after a change of primary,
+	// starts syncing; a ReplicaInSync entry, proposed by the primary once
+	// the backup caught up, takes it off the list.
+	Syncing []NodeID `msgpack:"sy,omitempty" json:"syncing,omitempty"`
+	// Promoted is set by the FSM on a change of primary when the new
+	// primary was an in-sync backup of the previous one: it already holds
+	// every acknowledged write and serves its own copy (once the previous
+	// primary, if still alive, is fenced) instead of pulling one.
+	Promoted bool `msgpack:"pr,omitempty" json:"promoted,omitempty"`
+}
+
+// InSync reports whether id is the primary or an in-sync backup of p.
+func (p Partition) InSync(id NodeID) bool {
+	if id == "" {
+		return false
+	}
+	return p.Primary == id || (slices.Contains(p.Backups, id) && !slices.Contains(p.Syncing, id))
+}
+
+// InSyncBackups returns the backups that are not syncing. The slice is new.
+func (p Partition) InSyncBackups() []NodeID {
+	out := make([]NodeID, 0, len(p.Backups))
+	for _, b := range p.Backups {
+		if !slices.Contains(p.Syncing, b) {
+			out = append(out, b)
+		}
+	}
+	return out
 }
 
 // Replicas returns the primary followed by the backups (the primary is left
@@ -194,11 +227,12 @@ func (p Partition) Holds(id NodeID) bool {
 // Clone returns a deep copy of p.
 func (p Partition) Clone() Partition {
 	p.Backups = slices.Clone(p.Backups)
+	p.Syncing = slices.Clone(p.Syncing)
 	return p
 }
 
-// Equal reports whether p and q are the same placement (the PrevPrimary
-// history is not part of a placement).
+// Equal reports whether p and q are the same placement (the FSM-derived
+// PrevPrimary history, Syncing and Promoted are not part of a placement).
 func (p Partition) Equal(q Partition) bool {
 	return p.ID == q.ID && p.Primary == q.Primary && p.State == q.State &&
 		p.HandoffTo == q.HandoffTo && p.LeaderEpoch == q.LeaderEpoch && p.Written == q.Written &&
@@ -390,7 +424,8 @@ func ValidateSettings(partitionCount uint32, replicas int) error {
 //   - a partition has no primary exactly when it is unavailable, and then
 //     no backups and is not marked written; HandoffTo is set exactly in
 //     state handoff and is not a current replica's primary;
-//   - no partition has more than Replicas replicas.
+//   - no partition has more than Replicas replicas;
+//   - Syncing lists backups only, each once.
 func (t *RoutingTable) Validate() error {
 	var errs []string
 	add := func(format string, args ...any) {
@@ -447,6 +482,11 @@ func (t *RoutingTable) Validate() error {
 		}
 		if p.HandoffTo != "" && (p.HandoffTo == p.Primary || !usable(p.HandoffTo)) {
 			add("partition %d: bad handoff target %q", p.ID, p.HandoffTo)
+		}
+		for j, sy := range p.Syncing {
+			if !slices.Contains(p.Backups, sy) || slices.Contains(p.Syncing[:j], sy) {
+				add("partition %d: syncing member %q is not a backup or is listed twice", p.ID, sy)
+			}
 		}
 		reps := p.Replicas()
 		if t.Replicas > 0 && len(reps) > t.Replicas {

@@ -43,6 +43,26 @@ type Timing struct {
 	// ReconcileInterval is how often the leader reconciles memberlist and
 	// the Raft configuration into the routing table, besides on events.
 	ReconcileInterval time.Duration `yaml:"reconcile_interval"`
+	// LeaseDuration is how long a partition-primary lease lasts, counted on
+	// the member from the moment it sent the renewal the leader granted.
+	// The leader fails a member over only once LeaseDuration plus
+	// LeaseDriftMargin passed since it last granted that member a lease (see
+	// lease.go).
+	LeaseDuration time.Duration `yaml:"lease_duration"`
+	// LeaseRenewInterval is how often every member asks the Raft leader to
+	// renew its lease; less than half of LeaseDuration, so one lost renewal
+	// does not cost the lease.
+	LeaseRenewInterval time.Duration `yaml:"lease_renew_interval"`
+}
+
+// LeaseDriftMargin is the extra time the leader waits, beyond
+// LeaseDuration, before it treats a member's lease as expired:
+// LeaseDuration/10 + 50ms. It covers clock *rate* drift between the
+// member's and the leader's monotonic clocks over one lease period (and
+// timer slack), not wall-clock offsets: wall clocks are never compared,
+// each side only measures elapsed time on its own monotonic clock.
+func (t Timing) LeaseDriftMargin() time.Duration {
+	return t.LeaseDuration/10 + 50*time.Millisecond
 }
 
 // LANTiming is the profile for members on one local network.
@@ -58,6 +78,8 @@ func LANTiming() Timing {
 		GossipSuspicionMult:     4,
 		GossipReconnectInterval: 5 * time.Second,
 		ReconcileInterval:       1 * time.Second,
+		LeaseDuration:           1500 * time.Millisecond,
+		LeaseRenewInterval:      250 * time.Millisecond,
 	}
 }
 
@@ -75,6 +97,8 @@ func DevTiming() Timing {
 		GossipSuspicionMult:     2,
 		GossipReconnectInterval: 500 * time.Millisecond,
 		ReconcileInterval:       200 * time.Millisecond,
+		LeaseDuration:           1500 * time.Millisecond,
+		LeaseRenewInterval:      200 * time.Millisecond,
 	}
 }
 
@@ -195,6 +219,10 @@ func (c *Config) Validate() error {
 	}
 	if t.ReconcileInterval <= 0 {
 		add("timing: reconcile_interval must be positive")
+	}
+	if t.LeaseRenewInterval <= 0 || t.LeaseRenewInterval >= t.LeaseDuration/2 {
+		add("timing: lease_renew_interval (%v) must be positive and less than half of lease_duration (%v)",
+			t.LeaseRenewInterval, t.LeaseDuration)
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: %s", ErrInvalidConfig, strings.Join(errs, "; "))

@@ -75,6 +75,8 @@ func (n *Node) openDataPlane(partitions uint32) (*dataplane.Service, error) {
 		Caller:         n.rpc,
 		ReportLost:     n.reportPartitionLost,
 		MarkWritten:    n.markWritten,
+		ReportReplicas: n.reportReplicas,
+		LeaseValid:     n.LeaseValid,
 		Logger:         n.log,
 		NeverSent:      func(err error) bool { return errors.Is(err, transport.ErrUnreachable) },
 	})

@@ -27,6 +27,7 @@ func (n *Node) watchLeadership(notify <-chan bool) {
 			<-leaderDone
 			leaderStop, leaderDone = nil, nil
 			n.leaderReadyTerm.Store(0)
+			n.leases.reset()
 		}
 	}
 	defer stopLeader()
@@ -51,10 +52,13 @@ func (n *Node) watchLeadership(notify <-chan bool) {
 
 // leaderLoop is run by the leader: a Barrier first (so its FSM has applied
 // every entry of earlier terms), then level-triggered reconciliation from
-// scratch, on every memberlist event and every ReconcileInterval.
+// scratch, on every memberlist event, every ReconcileInterval and at the
+// next instant a member's lease expires.
 func (n *Node) leaderLoop(stop <-chan struct{}) {
 	term := n.raft.CurrentTerm()
 	n.log.Info("became raft leader", "term", term)
+	// A new term starts from no grant at all (lease.go).
+	n.leases.reset()
 	for {
 		if err := n.raft.Barrier(5 * time.Second).Error(); err == nil {
 			break
@@ -67,10 +71,15 @@ func (n *Node) leaderLoop(stop <-chan struct{}) {
 		case <-time.After(n.cfg.Timing.ReconcileInterval):
 		}
 	}
+	// readyAt before readyTerm: every grant of this term comes after it.
+	n.leases.setReady(time.Now())
 	n.leaderReadyTerm.Store(term)
 	rl := &reconciler{n: n, absentSince: make(map[metadata.NodeID]time.Time), since: time.Now()}
 	ticker := time.NewTicker(n.cfg.Timing.ReconcileInterval)
 	defer ticker.Stop()
+	leaseWake := time.NewTimer(time.Hour)
+	leaseWake.Stop()
+	defer leaseWake.Stop()
 	for {
 		// Run reconcile steps until nothing is left to change (each step
 		// proposes at most one entry and re-reads the committed state).
@@ -91,11 +100,19 @@ func (n *Node) leaderLoop(stop <-chan struct{}) {
 			default:
 			}
 		}
+		// Re-run right after the next lease expiry, so a failover waits
+		// for the lease and not for the next tick.
+		if at, ok := n.nextLeaseExpiry(n.fsm.Routing(), time.Now()); ok {
+			leaseWake.Reset(time.Until(at) + time.Millisecond)
+		} else {
+			leaseWake.Stop()
+		}
 		select {
 		case <-stop:
 			return
 		case <-n.kick:
 		case <-ticker.C:
+		case <-leaseWake.C:
 		}
 	}
 }
@@ -179,6 +196,22 @@ func (r *reconciler) gone(o observed, id metadata.NodeID, now time.Time) bool {
 	return now.Sub(first) >= r.failGrace() && now.Sub(r.since) >= r.failGrace()
 }
 
+// failed reports whether alive member id is to be declared failed now.
+// Either trigger counts: memberlist says it is gone, or its lease lapsed
+// (no grant, nor join, nor start of this leader's term, for LeaseDuration
+// plus drift); but in both cases only once its lease has surely expired
+// (lease.go), so a lapsed lease alone is enough and memberlist's verdict
+// never is. The leader never declares itself failed.
+func (r *reconciler) failed(o observed, id metadata.NodeID, now time.Time) bool {
+	if id == r.n.cfg.NodeID {
+		return false
+	}
+	gone := r.gone(o, id, now) // also keeps absentSince current
+	_, expired := r.n.leaseExpiry(id, now)
+	lapsed := expired
+	return (gone || lapsed) && expired
+}
+
 // step makes at most one change (a Raft configuration change or one routing
 // entry) and reports whether it made one.
 func (r *reconciler) step() (bool, error) {
@@ -210,13 +243,17 @@ func (r *reconciler) step() (bool, error) {
 				continue // wait until it is a Raft server again
 			}
 			nm := memberFromGossip(g, o)
+			r.n.leaseAssumeGranted(m.ID, now)
 			return r.propose(fsm.CommandMemberJoin, t, []metadata.Member{nm}, nil, without(t.AliveMembers(), m.ID),
 				fmt.Sprintf("member %s restarted (incarnation %s -> %s): its replicas are dropped", m.ID, m.Incarnation, g.Meta.Incarnation))
-		case live && m.State == metadata.MemberFailed:
+		case live && m.State == metadata.MemberFailed && r.n.leaseContactRecent(m.ID, now):
+			// Only once it renews with this leader again: gossip alone
+			// would make a member cut off from the leader flap.
 			nm := memberFromGossip(g, o)
+			r.n.leaseAssumeGranted(m.ID, now)
 			return r.propose(fsm.CommandMemberJoin, t, []metadata.Member{nm}, nil, t.AliveMembers(),
 				fmt.Sprintf("member %s is reachable again; it rejoins empty", m.ID))
-		case m.State == metadata.MemberAlive && r.gone(o, m.ID, now):
+		case m.State == metadata.MemberAlive && r.failed(o, m.ID, now):
 			fm := m
 			fm.State = metadata.MemberFailed
 			return r.propose(fsm.CommandMemberFailed, t, []metadata.Member{fm}, nil, without(t.AliveMembers(), m.ID),
@@ -238,6 +275,7 @@ func (r *reconciler) step() (bool, error) {
 			continue
 		}
 		nm := memberFromGossip(g, o)
+		r.n.leaseAssumeGranted(id, now)
 		return r.propose(fsm.CommandMemberJoin, t, []metadata.Member{nm}, nil, append(t.AliveMembers(), id),
 			fmt.Sprintf("member %s joined", id))
 	}
@@ -382,6 +420,9 @@ func (r *reconciler) initRouting(o observed) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	for _, id := range ids {
+		n.leaseAssumeGranted(id, time.Now())
+	}
 	n.log.Info("proposing initial routing table", "members", len(members), "partitions", n.cfg.PartitionCount, "replicas", n.cfg.Replicas)
 	return true, n.applyCommand(cmd)
 }
@@ -430,7 +471,7 @@ func replan(t *metadata.RoutingTable, eligible []metadata.NodeID, draining ...me
 			}
 		}
 	} else {
-		cur := t.Partitions
+		cur := stripSyncingOfLostPrimaries(t.Partitions, eligible)
 		if len(draining) > 0 {
 			// A draining (leaving) member still holds its data and hands it
 			// over: a partition held only by draining members is placed
@@ -438,6 +479,8 @@ func replan(t *metadata.RoutingTable, eligible []metadata.NodeID, draining ...me
 			// and records the drainer as the previous primary to pull from.
 			cur = slices.Clone(cur)
 			for i, p := range cur {
+				// (cur's backups are shared with t: only whole fields are
+				// replaced below, never their elements.)
 				reps := p.Replicas()
 				if p.Written && len(reps) > 0 && !slices.ContainsFunc(reps, func(r metadata.NodeID) bool {
 					return !slices.Contains(draining, r)
@@ -503,5 +546,29 @@ func sortedKeys[V any](m map[metadata.NodeID]V) []metadata.NodeID {
 		out = append(out, k)
 	}
 	slices.Sort(out)
+	return out
+}
+
+// stripSyncingOfLostPrimaries returns parts where every partition whose
+// primary is not eligible (failed, leaving or removed) has lost its
+// syncing backups: they may lack acknowledged writes, so placement must
+// not promote them. Placement then promotes an in-sync backup, or finds
+// none and makes a written partition unavailable. parts is not modified.
+func stripSyncingOfLostPrimaries(parts []metadata.Partition, eligible []metadata.NodeID) []metadata.Partition {
+	out := parts
+	copied := false
+	for i, p := range parts {
+		if len(p.Syncing) == 0 || p.Primary == "" || slices.Contains(eligible, p.Primary) {
+			continue
+		}
+		if !copied {
+			out = slices.Clone(parts)
+			copied = true
+		}
+		q := p.Clone()
+		q.Backups = p.InSyncBackups()
+		q.Syncing = nil
+		out[i] = q
+	}
 	return out
 }

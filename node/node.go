@@ -72,6 +72,12 @@ type Node struct {
 	// its first Barrier; 0 when not leader.
 	leaderReadyTerm atomic.Uint64
 
+	// leaseUntil is when this member's primary lease ends, in nanoseconds
+	// of the monotonic clock since startedAt (lease.go); 0: none yet.
+	leaseUntil atomic.Int64
+	// leases is the leader's lease grants of the current term (lease.go).
+	leases leaderLeases
+
 	stop      chan struct{} // closed by Close: every goroutine below exits
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -201,6 +207,8 @@ func (n *Node) open() error {
 	go n.reconnect()
 	n.wg.Add(1)
 	go n.watchRouting()
+	n.wg.Add(1)
+	go n.leaseLoop()
 	if cfg.BootstrapExpect > 0 && !hasState {
 		n.wg.Add(1)
 		go n.bootstrapExpect()

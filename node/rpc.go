@@ -103,6 +103,10 @@ func (n *Node) serveRPC(ctx context.Context, method string, body []byte) ([]byte
 		return n.servePartitionLost(ctx, body)
 	case methodMarkWritten:
 		return n.serveMarkWritten(ctx, body)
+	case methodLease:
+		return n.serveLease(body)
+	case methodReplicas:
+		return n.serveReplicas(ctx, body)
 	}
 	var (
 		resp any

@@ -1,0 +1,649 @@
+package dataplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/olric-raft/olric-raft/metadata"
+)
+
+// Synchronous replication (see doc.go, "Replication").
+//
+// On the primary, every mutation the engine applies to a partition it
+// serves is queued, under the partition lock (Engine.OnMutation), to one
+// sender per backup member; a new backup is first sent a copy of the
+// partition taken under the same lock hold (BackfillSnapshot), so its
+// stream has no gap. A request is answered only once every in-sync backup
+// of its partition (the routing table's Backups minus Syncing) has applied
+// the partition up to the sequence number the request left it at. A backup
+// that refuses or does not answer within ReplicationTimeout is reported to
+// the leader, which removes it from the partition by a committed entry;
+// only then can the request be answered without it. A syncing backup whose
+// copy has been applied is reported in sync.
+
+// MethodReplicate carries a primary's copies and mutations to a backup.
+const MethodReplicate = "dmap.replicate"
+
+// ReplicaReport is one change to a partition's replica set that a primary
+// asks the leader to commit.
+type ReplicaReport struct {
+	// Partition and Epoch: the primary leads Partition at Epoch.
+	Partition uint32 `msgpack:"p"`
+	Epoch     uint64 `msgpack:"e"`
+	// Member is the backup concerned.
+	Member metadata.NodeID `msgpack:"m"`
+	// InSync: the backup caught up (take it off Syncing); else it failed
+	// to apply the primary's stream (remove it from Backups).
+	InSync bool `msgpack:"in,omitempty"`
+}
+
+// ReplicaReporter commits reports through the Raft leader and returns the
+// routing version that holds them.
+type ReplicaReporter func(ctx context.Context, reports []ReplicaReport) (uint64, error)
+
+// replicateRequest is one batch from a primary to one backup.
+type replicateRequest struct {
+	From    metadata.NodeID `msgpack:"f"`
+	Version uint64          `msgpack:"v"`
+	Items   []replItem      `msgpack:"items"`
+}
+
+// replItem is, for one partition at one epoch, an optional copy to install
+// followed by mutations to apply.
+type replItem struct {
+	P     uint32             `msgpack:"p"`
+	Epoch uint64             `msgpack:"e"`
+	Snap  *PartitionSnapshot `msgpack:"snap,omitempty"`
+	Muts  []Mutation         `msgpack:"m,omitempty"`
+}
+
+type replicateReply struct {
+	Code    string       `msgpack:"code,omitempty"`
+	Message string       `msgpack:"msg,omitempty"`
+	Results []replResult `msgpack:"res,omitempty"`
+}
+
+// replResult: the backup's sequence number for P after the item, or why it
+// refused it.
+type replResult struct {
+	P       uint32 `msgpack:"p"`
+	Seq     uint64 `msgpack:"s"`
+	Code    string `msgpack:"code,omitempty"`
+	Message string `msgpack:"msg,omitempty"`
+}
+
+const (
+	codeNotBackup   = "not_backup"
+	codeNotAttached = "not_attached"
+	codeSeqGap      = "sequence_gap"
+)
+
+// replication is the primary-side state. Lock order: a partition lock may
+// be held when mu is taken (OnMutation, BackfillSnapshot); never call the
+// engine or take Service.mu while holding mu.
+type replication struct {
+	mu    sync.Mutex
+	parts []repPart
+	links map[metadata.NodeID]*peerLink
+	// changed is closed (and replaced) whenever an ack, a failure or a new
+	// routing table may let a waiting request go on.
+	changed chan struct{}
+	// reports queued for the leader, keyed by (partition, member).
+	pending  map[reportKey]ReplicaReport
+	reportCh chan struct{}
+}
+
+type reportKey struct {
+	p uint32
+	m metadata.NodeID
+}
+
+// repPart: the epoch this member serves the partition at (0: not serving)
+// and its backups' progress at that epoch.
+type repPart struct {
+	epoch uint64
+	peers map[metadata.NodeID]*repPeer
+}
+
+type repPeer struct {
+	link *peerLink
+	// snapSeq is the sequence number of the copy the backup was sent;
+	// acked the highest sequence number it reported applied.
+	snapSeq, acked uint64
+	gotSnap        bool
+	failed         bool
+	// reported: an in-sync or failure report for it was queued.
+	reported bool
+}
+
+// peerLink sends to one backup member, in order, one batch at a time.
+type peerLink struct {
+	id    metadata.NodeID
+	addr  string
+	queue []repItem
+	wake  chan struct{}
+}
+
+type repItem struct {
+	p     uint32
+	epoch uint64
+	snap  *PartitionSnapshot
+	m     Mutation
+}
+
+func (r *replication) broadcastLocked() {
+	close(r.changed)
+	r.changed = make(chan struct{})
+}
+
+func (l *peerLink) kick() {
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+// onMutation is Engine.OnMutation: it queues m for every attached backup
+// of p that has not failed. Called with p's lock held.
+func (s *Service) onMutation(p uint32, m Mutation) {
+	r := &s.rep
+	r.mu.Lock()
+	rp := &r.parts[p]
+	if rp.epoch == m.Epoch {
+		for _, peer := range rp.peers {
+			if !peer.failed {
+				peer.link.queue = append(peer.link.queue, repItem{p: p, epoch: m.Epoch, m: m})
+				peer.link.kick()
+			}
+		}
+	}
+	r.mu.Unlock()
+}
+
+// linkLocked returns the sender to member id, starting it if needed.
+func (s *Service) linkLocked(id metadata.NodeID, addr string) *peerLink {
+	r := &s.rep
+	if l := r.links[id]; l != nil {
+		l.addr = addr
+		return l
+	}
+	l := &peerLink{id: id, addr: addr, wake: make(chan struct{}, 1)}
+	r.links[id] = l
+	s.wg.Add(1)
+	go s.sendLoop(l)
+	return l
+}
+
+// syncReplication makes the replication state follow table t: partitions
+// this member serves as ready primary get their backups attached (a copy
+// then the stream), backups no longer listed are detached, syncing
+// backups whose copy is applied are reported in sync, and partitions it no
+// longer serves stop replicating. Called by OnRouting and after a
+// partition becomes ready, never with Service.mu or a partition lock held.
+func (s *Service) syncReplication(t *metadata.RoutingTable) {
+	type attach struct {
+		p      uint32
+		epoch  uint64
+		member metadata.Member
+	}
+	var attaches []attach
+	s.mu.Lock()
+	ready := slices.Clone(s.mu.ready)
+	s.mu.Unlock()
+	r := &s.rep
+	r.mu.Lock()
+	for i := range t.Partitions {
+		p := &t.Partitions[i]
+		rp := &r.parts[p.ID]
+		epoch := ready[p.ID]
+		if p.Primary != s.self || epoch != p.LeaderEpoch {
+			if rp.epoch != 0 {
+				rp.epoch, rp.peers = 0, nil
+			}
+			continue
+		}
+		if rp.epoch != epoch {
+			rp.epoch, rp.peers = epoch, make(map[metadata.NodeID]*repPeer, len(p.Backups))
+		}
+		for id := range rp.peers {
+			if !slices.Contains(p.Backups, id) {
+				delete(rp.peers, id)
+			}
+		}
+		for _, b := range p.Backups {
+			peer := rp.peers[b]
+			if peer == nil {
+				if m, ok := t.Member(b); ok {
+					attaches = append(attaches, attach{p: p.ID, epoch: epoch, member: m})
+				}
+				continue
+			}
+			if !peer.reported && !peer.failed && peer.gotSnap && slices.Contains(p.Syncing, b) {
+				peer.reported = true
+				s.queueReportLocked(ReplicaReport{Partition: p.ID, Epoch: epoch, Member: b, InSync: true})
+			}
+		}
+	}
+	r.broadcastLocked()
+	r.mu.Unlock()
+	for _, a := range attaches {
+		s.attach(a.p, a.epoch, a.member)
+	}
+}
+
+// attach registers backup m of partition p (served here at epoch) and
+// queues a copy of p for it, taken under p's lock so that the mutations
+// queued after it follow it exactly.
+func (s *Service) attach(p uint32, epoch uint64, m metadata.Member) {
+	r := &s.rep
+	r.mu.Lock()
+	rp := &r.parts[p]
+	skip := rp.epoch != epoch || rp.peers[m.ID] != nil
+	r.mu.Unlock()
+	if skip {
+		return
+	}
+	_ = s.engine.BackfillSnapshot(p, func(snap *PartitionSnapshot) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		rp := &r.parts[p]
+		if rp.epoch != epoch || rp.peers[m.ID] != nil || snap.Fence != epoch {
+			return
+		}
+		link := s.linkLocked(m.ID, m.ClusterAddr)
+		rp.peers[m.ID] = &repPeer{link: link, snapSeq: snap.Seq}
+		link.queue = append(link.queue, repItem{p: p, epoch: epoch, snap: snap})
+		link.kick()
+	})
+}
+
+// Batch bounds of one replicate call.
+const (
+	maxBatchItems = 8192
+	maxBatchBytes = 8 << 20
+)
+
+func (it *repItem) size() int {
+	if it.snap != nil {
+		n := 64
+		for i := range it.snap.DMaps {
+			for j := range it.snap.DMaps[i].Entries {
+				e := &it.snap.DMaps[i].Entries[j]
+				n += len(e.Key) + len(e.Value) + 24
+			}
+		}
+		return n
+	}
+	return 48 + len(it.m.Key) + len(it.m.Value) + len(it.m.DMap)
+}
+
+// sendLoop sends link's queue in order, one batch at a time. A batch that
+// cannot be delivered within ReplicationTimeout fails every partition the
+// backup was attached for: they are reported to the leader.
+func (s *Service) sendLoop(l *peerLink) {
+	defer s.wg.Done()
+	r := &s.rep
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-l.wake:
+		}
+		for {
+			r.mu.Lock()
+			n, bytes := 0, 0
+			for n < len(l.queue) && n < maxBatchItems && (n == 0 || bytes < maxBatchBytes) {
+				bytes += l.queue[n].size()
+				n++
+			}
+			batch := slices.Clone(l.queue[:n])
+			l.queue = slices.Delete(l.queue, 0, n)
+			if len(l.queue) == 0 {
+				l.queue = nil
+			}
+			addr := l.addr
+			// Drop items of partitions whose state moved on.
+			kept := batch[:0]
+			for _, it := range batch {
+				rp := &r.parts[it.p]
+				if peer := rp.peers[l.id]; rp.epoch == it.epoch && peer != nil && !peer.failed {
+					kept = append(kept, it)
+				}
+			}
+			batch = kept
+			r.mu.Unlock()
+			if n == 0 {
+				break
+			}
+			if len(batch) == 0 {
+				continue
+			}
+			s.sendBatch(l, addr, batch)
+		}
+	}
+}
+
+func (s *Service) sendBatch(l *peerLink, addr string, batch []repItem) {
+	req := replicateRequest{From: s.self, Version: s.cfg.Routing.Routing().Version}
+	for _, it := range batch {
+		k := len(req.Items) - 1
+		if it.snap == nil && k >= 0 && req.Items[k].P == it.p && req.Items[k].Epoch == it.epoch {
+			req.Items[k].Muts = append(req.Items[k].Muts, it.m)
+			continue
+		}
+		item := replItem{P: it.p, Epoch: it.epoch, Snap: it.snap}
+		if it.snap == nil {
+			item.Muts = []Mutation{it.m}
+		}
+		req.Items = append(req.Items, item)
+	}
+	deadline := time.Now().Add(s.cfg.ReplicationTimeout)
+	wait := 5 * time.Millisecond
+	var reply replicateReply
+	var err error
+	for {
+		ctx, cancel := context.WithDeadline(s.ctx, deadline)
+		reply = replicateReply{}
+		err = s.cfg.Caller.Call(ctx, addr, MethodReplicate, &req, &reply)
+		cancel()
+		if err == nil && reply.Code == "" {
+			break
+		}
+		if err == nil {
+			err = fmt.Errorf("%s: %s", reply.Code, reply.Message)
+		}
+		if s.ctx.Err() != nil {
+			return
+		}
+		if time.Now().Add(wait).After(deadline) {
+			break
+		}
+		select {
+		case <-s.stop:
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 100*time.Millisecond)
+	}
+	r := &s.rep
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err != nil {
+		// The backup did not answer: every partition it backs here is out
+		// of sync (later items may be queued behind the lost ones).
+		s.log.Warn("backup not answering: reporting it out of sync", "backup", l.id, "err", err)
+		for i := range r.parts {
+			rp := &r.parts[i]
+			if peer := rp.peers[l.id]; peer != nil && !peer.failed {
+				s.failPeerLocked(uint32(i), rp, peer)
+			}
+		}
+		l.queue = nil
+		r.broadcastLocked()
+		return
+	}
+	for _, res := range reply.Results {
+		if int(res.P) >= len(r.parts) {
+			continue
+		}
+		rp := &r.parts[res.P]
+		peer := rp.peers[l.id]
+		if peer == nil || peer.failed {
+			continue
+		}
+		if res.Code != "" {
+			s.log.Warn("backup refused replication: reporting it out of sync", "backup", l.id, "partition", res.P,
+				"code", res.Code, "err", res.Message)
+			s.failPeerLocked(res.P, rp, peer)
+			continue
+		}
+		peer.acked = max(peer.acked, res.Seq)
+		if res.Seq >= peer.snapSeq {
+			peer.gotSnap = true
+		}
+	}
+	// A syncing backup that has its copy is reported on the next table
+	// or here, whichever comes first.
+	t := s.cfg.Routing.Routing()
+	for _, res := range reply.Results {
+		rp := &r.parts[res.P]
+		peer := rp.peers[l.id]
+		if peer == nil || peer.failed || peer.reported || !peer.gotSnap {
+			continue
+		}
+		if p, ok := t.Partition(res.P); ok && p.LeaderEpoch == rp.epoch && slices.Contains(p.Syncing, l.id) {
+			peer.reported = true
+			s.queueReportLocked(ReplicaReport{Partition: res.P, Epoch: rp.epoch, Member: l.id, InSync: true})
+		}
+	}
+	r.broadcastLocked()
+}
+
+func (s *Service) failPeerLocked(p uint32, rp *repPart, peer *repPeer) {
+	peer.failed = true
+	peer.reported = true
+	s.queueReportLocked(ReplicaReport{Partition: p, Epoch: rp.epoch, Member: peer.link.id})
+}
+
+func (s *Service) queueReportLocked(rep ReplicaReport) {
+	r := &s.rep
+	r.pending[reportKey{rep.Partition, rep.Member}] = rep
+	select {
+	case r.reportCh <- struct{}{}:
+	default:
+	}
+}
+
+// reportLoop sends queued replica reports to the leader in batches,
+// retrying until they are committed or moot.
+func (s *Service) reportLoop() {
+	defer s.wg.Done()
+	r := &s.rep
+	wait := 10 * time.Millisecond
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-r.reportCh:
+		}
+		for {
+			r.mu.Lock()
+			reports := make([]ReplicaReport, 0, len(r.pending))
+			for _, rep := range r.pending {
+				reports = append(reports, rep)
+			}
+			clear(r.pending)
+			r.mu.Unlock()
+			if len(reports) == 0 {
+				break
+			}
+			slices.SortFunc(reports, func(a, b ReplicaReport) int {
+				if a.Partition != b.Partition {
+					return int(a.Partition) - int(b.Partition)
+				}
+				return compareIDs(a.Member, b.Member)
+			})
+			ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
+			version, err := s.cfg.ReportReplicas(ctx, reports)
+			if err == nil {
+				_, err = s.cfg.Routing.WaitRouting(ctx, version)
+			}
+			cancel()
+			if err == nil {
+				wait = 10 * time.Millisecond
+				s.syncReplication(s.cfg.Routing.Routing())
+				continue
+			}
+			if s.ctx.Err() != nil {
+				return
+			}
+			s.log.Warn("reporting replica changes to the leader", "reports", len(reports), "err", err)
+			// Put back the ones not superseded, and try again.
+			r.mu.Lock()
+			for _, rep := range reports {
+				k := reportKey{rep.Partition, rep.Member}
+				if _, newer := r.pending[k]; !newer && r.parts[rep.Partition].epoch == rep.Epoch {
+					r.pending[k] = rep
+				}
+			}
+			r.mu.Unlock()
+			select {
+			case <-s.stop:
+				return
+			case <-time.After(wait):
+			}
+			wait = min(2*wait, time.Second)
+		}
+	}
+}
+
+func compareIDs(a, b metadata.NodeID) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// errReplicaLost: the partition moved on (a new epoch or primary) before
+// every in-sync backup acknowledged: the request's effect is unknown.
+var errReplicaLost = errors.New("dataplane: partition moved on before its backups acknowledged")
+
+// waitReplicated waits until every in-sync backup of partition pid (led
+// here at epoch) has applied it up to seq. A backup that failed is removed
+// by the leader meanwhile (reportLoop), which lets the wait end without
+// it.
+func (s *Service) waitReplicated(ctx context.Context, pid uint32, epoch, seq uint64) error {
+	r := &s.rep
+	var timer <-chan time.Time
+	for {
+		t := s.cfg.Routing.Routing()
+		p, _ := t.Partition(pid)
+		if p.Primary != s.self || p.LeaderEpoch != epoch {
+			return fmt.Errorf("%w: partition %d is at epoch %d led by %q", errReplicaLost, pid, p.LeaderEpoch, p.Primary)
+		}
+		r.mu.Lock()
+		ch := r.changed
+		rp := &r.parts[pid]
+		done := rp.epoch == epoch
+		for _, b := range p.Backups {
+			if !done {
+				break
+			}
+			if slices.Contains(p.Syncing, b) {
+				continue
+			}
+			if peer := rp.peers[b]; peer == nil || peer.acked < seq || !peer.gotSnap {
+				done = false
+			}
+		}
+		r.mu.Unlock()
+		if done {
+			return nil
+		}
+		if timer == nil {
+			tm := time.NewTimer(s.cfg.RouteTimeout)
+			defer tm.Stop()
+			timer = tm.C
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-timer:
+			return fmt.Errorf("%w: backups of partition %d did not acknowledge in %s", ErrUnavailable, pid, s.cfg.RouteTimeout)
+		case <-s.stop:
+			return fmt.Errorf("%w: member shutting down", ErrUnavailable)
+		}
+	}
+}
+
+// serveReplicate runs on a backup: it applies a primary's batch, item by
+// item, refusing items from a member that is not the partition's primary
+// at that epoch in this member's committed table.
+func (s *Service) serveReplicate(ctx context.Context, req *replicateRequest) replicateReply {
+	t := s.cfg.Routing.Routing()
+	if req.Version > t.Version {
+		wctx, cancel := context.WithTimeout(ctx, s.cfg.RouteTimeout)
+		nt, err := s.cfg.Routing.WaitRouting(wctx, req.Version)
+		cancel()
+		if err != nil {
+			return replicateReply{Code: CodeUnavailable, Message: fmt.Sprintf("routing version %d not reached here", req.Version)}
+		}
+		t = nt
+	}
+	if !t.Initialized() {
+		return replicateReply{Code: CodeUnavailable, Message: "routing table not initialized"}
+	}
+	out := replicateReply{Results: make([]replResult, 0, len(req.Items))}
+	for i := range req.Items {
+		it := &req.Items[i]
+		res := replResult{P: it.P}
+		seq, err := s.applyItem(t, req.From, it)
+		res.Seq = seq
+		if err != nil {
+			res.Code, res.Message = replCode(err), err.Error()
+		}
+		out.Results = append(out.Results, res)
+	}
+	return out
+}
+
+var (
+	errNotBackup   = errors.New("dataplane: not a backup of the partition at that epoch")
+	errNotAttached = errors.New("dataplane: no copy of the partition from this primary at this epoch")
+)
+
+func replCode(err error) string {
+	switch {
+	case errors.Is(err, errNotBackup):
+		return codeNotBackup
+	case errors.Is(err, errNotAttached):
+		return codeNotAttached
+	case errors.Is(err, ErrSeqGap):
+		return codeSeqGap
+	}
+	return codeFor(err)
+}
+
+func (s *Service) applyItem(t *metadata.RoutingTable, from metadata.NodeID, it *replItem) (uint64, error) {
+	p, ok := t.Partition(it.P)
+	if !ok {
+		return 0, fmt.Errorf("%w: partition %d out of range", ErrInvalid, it.P)
+	}
+	switch {
+	case it.Epoch < p.LeaderEpoch:
+		return 0, fmt.Errorf("%w: partition %d is at epoch %d here, batch from %d", ErrFencedEpoch, it.P, p.LeaderEpoch, it.Epoch)
+	case it.Epoch > p.LeaderEpoch || p.Primary != from || !slices.Contains(p.Backups, s.self):
+		return 0, fmt.Errorf("%w: partition %d at epoch %d is led by %q with backups %v here; %s sent epoch %d",
+			errNotBackup, it.P, p.LeaderEpoch, p.Primary, p.Backups, from, it.Epoch)
+	}
+	if it.Snap != nil {
+		if it.Snap.Fence != it.Epoch {
+			return 0, fmt.Errorf("%w: copy of partition %d fenced at %d, sent at epoch %d", ErrInvalid, it.P, it.Snap.Fence, it.Epoch)
+		}
+		s.mu.Lock()
+		err := s.engine.Install(it.P, it.Snap)
+		if err == nil {
+			s.mu.backupAt[it.P] = it.Epoch
+			s.mu.held[it.P] = 0
+		}
+		s.mu.Unlock()
+		if err != nil {
+			return 0, err
+		}
+	}
+	s.mu.Lock()
+	attached := s.mu.backupAt[it.P] == it.Epoch
+	s.mu.Unlock()
+	if !attached {
+		return 0, fmt.Errorf("%w: partition %d at epoch %d", errNotAttached, it.P, it.Epoch)
+	}
+	return s.engine.ApplyReplicated(it.P, it.Epoch, it.Muts)
+}
