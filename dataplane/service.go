@@ -190,13 +190,13 @@ func (s *Service) OnRouting(t *metadata.RoutingTable) {
 				s.mu.ready[p.ID] = 0
 			}
 			s.engine.Fence(p.ID, p.LeaderEpoch)
-			if s.mu.backupAt[p.ID] != 0 && !slices.Contains(p.Backups, s.self) {
+			if s.mu.backupAt[p.ID] != 0 && !slices.Contains(p.Backups, s.self) &&
+				s.mu.held[p.ID] == 0 && s.mu.pulling[p.ID] == 0 {
 				// No longer a backup: the copy goes (unless the new
-				// primary may still pull it from us).
+				// primary may still pull it from us, or we were promoted
+				// and are still fencing the primary before us).
 				s.mu.backupAt[p.ID] = 0
-				if s.mu.held[p.ID] == 0 && s.mu.pulling[p.ID] == 0 {
-					s.engine.Drop(p.ID)
-				}
+				s.engine.Drop(p.ID)
 			}
 			continue
 		}
@@ -264,18 +264,34 @@ func (s *Service) acquire(t *metadata.RoutingTable, p metadata.Partition) {
 			wait = min(2*wait, 500*time.Millisecond)
 		}
 		cur := s.cfg.Routing.Routing()
-		if cp, ok := cur.Partition(p.ID); !ok || cp.Primary != s.self || cp.LeaderEpoch != p.LeaderEpoch {
+		cp, ok := cur.Partition(p.ID)
+		movedOn := !ok || cp.Primary != s.self || cp.LeaderEpoch != p.LeaderEpoch
+		promoted := s.promoted(p)
+		if movedOn && !promoted {
 			return // moved on; OnRouting takes it from here
 		}
 		prev, known := cur.Member(p.PrevPrimary)
-		if s.promoted(p) {
+		if promoted {
 			// We hold every acknowledged write already. Serve once the
 			// previous primary cannot: it is failed or removed (the
 			// leader declares that only after its lease expired), or it
-			// confirmed it fenced the partition at our epoch.
+			// confirmed it fenced the partition at our epoch. If the
+			// partition moved on meanwhile, our copy is still the one
+			// the next primary needs: once the previous primary is
+			// fenced we hold it for our epoch, and hand it over.
 			var err error
 			if known && prev.State != metadata.MemberFailed && prev.ID != s.self {
 				err = s.fencePrevious(p, prev)
+			}
+			if err == nil && movedOn {
+				s.mu.Lock()
+				if s.mu.backupAt[p.ID] == p.PrevEpoch {
+					s.mu.held[p.ID] = p.LeaderEpoch
+				}
+				s.mu.Unlock()
+				s.log.Info("partition promoted and moved on before it served: holding it for the next primary",
+					"partition", p.ID, "epoch", p.LeaderEpoch)
+				return
 			}
 			if err == nil && s.becomeReady(p, nil) {
 				s.log.Info("partition promoted from in-sync backup", "partition", p.ID, "epoch", p.LeaderEpoch,
@@ -542,8 +558,11 @@ func (s *Service) serveRelease(req transferRequest) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.mu.ready[p.ID] == 0 && s.mu.pulling[p.ID] == 0 {
+	if s.mu.ready[p.ID] == 0 && s.mu.pulling[p.ID] == 0 && !p.Holds(s.self) {
 		s.engine.Drop(p.ID)
+		s.mu.held[p.ID] = 0
+		s.mu.backupAt[p.ID] = 0
+	} else if s.mu.ready[p.ID] == 0 {
 		s.mu.held[p.ID] = 0
 	}
 }
@@ -846,12 +865,23 @@ func (s *Service) forward(ctx context.Context, t *metadata.RoutingTable, primary
 		return nil, t.Version, fmt.Errorf("%w: primary %s not in routing", ErrStaleRouting, primary)
 	}
 	var reply rpcReply
-	if err := s.cfg.Caller.Call(ctx, m.ClusterAddr, MethodDo, req, &reply); err != nil {
+	// A primary that stopped answering (paused, cut off) is failed over
+	// after its lease: once the routing table moves the partition on, the
+	// call is given up (a write's outcome is then unknown; a read is
+	// retried on the new primary) rather than waited out.
+	callCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	watch := time.AfterFunc(forwardWatchAfter, func() { s.watchMoved(callCtx, cancel, t, req) })
+	defer watch.Stop()
+	if err := s.cfg.Caller.Call(callCtx, m.ClusterAddr, MethodDo, req, &reply); err != nil {
 		if s.isNeverSent(err) {
 			return nil, t.Version, fmt.Errorf("%w: %s: %v", errUnreachable, primary, err)
 		}
 		if ctx.Err() != nil {
 			return nil, t.Version, ctx.Err()
+		}
+		if cause := context.Cause(callCtx); errors.Is(cause, errMovedOn) {
+			return nil, t.Version, fmt.Errorf("%w: %s: %v", errConnection, primary, cause)
 		}
 		return nil, t.Version, fmt.Errorf("%w: %s: %v", errConnection, primary, err)
 	}
@@ -868,6 +898,33 @@ func (s *Service) forward(ctx context.Context, t *metadata.RoutingTable, primary
 		return nil, reply.Version, fmt.Errorf("%w: %s", sentinel, strings.TrimPrefix(reply.Message, sentinel.Error()+": "))
 	}
 	return nil, reply.Version, fmt.Errorf("%w: %s: %s", ErrUnavailable, reply.Code, reply.Message)
+}
+
+// forwardWatchAfter is how long a forwarded request runs before the
+// forwarder starts watching for its partition to move on.
+const forwardWatchAfter = 100 * time.Millisecond
+
+var errMovedOn = errors.New("dataplane: the partition moved on while its old primary did not answer")
+
+// watchMoved cancels a forwarded call once a routing table newer than t
+// gives req's partition another leader epoch, or when ctx ends.
+func (s *Service) watchMoved(ctx context.Context, cancel context.CancelCauseFunc, t *metadata.RoutingTable, req *Request) {
+	pid, err := partitionOf(t, req)
+	if err != nil {
+		return
+	}
+	epoch := t.Partitions[pid].LeaderEpoch
+	for v := t.Version + 1; ; {
+		nt, err := s.cfg.Routing.WaitRouting(ctx, v)
+		if err != nil {
+			return
+		}
+		if p, ok := nt.Partition(pid); ok && p.LeaderEpoch != epoch {
+			cancel(errMovedOn)
+			return
+		}
+		v = nt.Version + 1
+	}
 }
 
 func (s *Service) isNeverSent(err error) bool {

@@ -104,7 +104,13 @@ func TestDataPlaneAnyMemberServesAnyKey(t *testing.T) {
 // every acknowledged write is read back with its last acknowledged value,
 // and no request gets a wrong answer (only success or 503 unavailable).
 func TestDataPlaneWritesSurviveJoinAndLeave(t *testing.T) {
-	c := testcluster.New(t, 4, testcluster.Options{SeedBootstrap: true, Replicas: 1})
+	for _, replicas := range []int{1, 2} {
+		t.Run(fmt.Sprintf("replicas=%d", replicas), func(t *testing.T) { writesSurviveJoinAndLeave(t, replicas) })
+	}
+}
+
+func writesSurviveJoinAndLeave(t *testing.T, replicas int) {
+	c := testcluster.New(t, 4, testcluster.Options{SeedBootstrap: true, Replicas: replicas})
 	for i := range 3 {
 		c.Start(i)
 	}

@@ -343,3 +343,91 @@ func TestReplicationCutOffPrimaryNeitherAcksNorServesStale(t *testing.T) {
 	})
 	t.Logf("cut-off member: %d successful reads (all before the failover), 0 acks", reads.Load())
 }
+
+// TestReplicationEveryReplicaGoneIsUnavailable: when both replicas of a
+// written partition die at once, the partition answers 503 unavailable
+// (never served empty), while partitions with a surviving in-sync replica
+// keep their data.
+func TestReplicationEveryReplicaGoneIsUnavailable(t *testing.T) {
+	c := testcluster.New(t, 5, testcluster.Options{Replicas: 2, RaftVoters: 5})
+	c.StartAll()
+	tbl := c.WaitConverged(convergeTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*convergeTimeout)
+	defer cancel()
+	leader := c.Leader(convergeTimeout)
+	// Two members other than the leader, and a key on a partition held by
+	// exactly those two.
+	var a, b *testcluster.Member
+	var lostKey string
+	for i := 0; lostKey == ""; i++ {
+		key := fmt.Sprintf("key%d", i)
+		p, _ := tbl.Locate("orders", key)
+		if p.Primary == leader.Name || len(p.Backups) != 1 || p.Backups[0] == leader.Name {
+			continue
+		}
+		lostKey = key
+		for _, m := range c.Members {
+			switch m.Name {
+			case p.Primary:
+				a = m
+			case p.Backups[0]:
+				b = m
+			}
+		}
+	}
+	// Keys everywhere, written before the kill.
+	const n = 300
+	for i := range n {
+		if _, err := put(ctx, leader, "orders", fmt.Sprintf("k%d", i), fmt.Sprintf("v%d", i)); err != nil {
+			t.Fatalf("put k%d: %v", i, err)
+		}
+	}
+	if _, err := put(ctx, leader, "orders", lostKey, "precious"); err != nil {
+		t.Fatal(err)
+	}
+	c.Kill(a.Index)
+	c.Kill(b.Index)
+	c.WaitFor(convergeTimeout, "both failed", func() error {
+		tb := leader.Node().Routing()
+		for _, m := range []*testcluster.Member{a, b} {
+			if mm, _ := tb.Member(m.Name); mm.State != metadata.MemberFailed {
+				return fmt.Errorf("%s is %s", m.Name, mm.State)
+			}
+		}
+		return nil
+	})
+	lostP, _ := leader.Node().Routing().Locate("orders", lostKey)
+	c.WaitFor(convergeTimeout, "the partition held by both unavailable", func() error {
+		p, _ := leader.Node().Routing().Partition(lostP.ID)
+		if p.State != metadata.PartitionUnavailable {
+			return fmt.Errorf("partition %d is %s", p.ID, p.State)
+		}
+		return nil
+	})
+	if _, _, err := get(ctx, leader, "orders", lostKey); !errors.Is(err, dataplane.ErrUnavailable) {
+		t.Fatalf("get of a key whose every replica died = %v, want ErrUnavailable", err)
+	}
+	if _, err := put(ctx, leader, "orders", lostKey, "again"); !errors.Is(err, dataplane.ErrUnavailable) {
+		t.Fatalf("put to a partition whose every replica died = %v, want ErrUnavailable", err)
+	}
+	// Every other key: either its partition lost both replicas too (then
+	// unavailable) or it reads its value.
+	tb := leader.Node().Routing()
+	lost := 0
+	for i := range n {
+		key := fmt.Sprintf("k%d", i)
+		p, _ := tb.Locate("orders", key)
+		got, ok, err := get(ctx, leader, "orders", key)
+		if p.State == metadata.PartitionUnavailable {
+			lost++
+			if !errors.Is(err, dataplane.ErrUnavailable) {
+				t.Fatalf("get %s on unavailable partition %d = %q %v %v", key, p.ID, got, ok, err)
+			}
+			continue
+		}
+		if err != nil || !ok || got != fmt.Sprintf("v%d", i) {
+			t.Fatalf("get %s (partition %d, %s) = %q (found %v, err %v)", key, p.ID, p.State, got, ok, err)
+		}
+	}
+	t.Logf("%d of %d keys on partitions that lost both replicas; the rest intact", lost, n)
+}
