@@ -78,8 +78,8 @@ func LANTiming() Timing {
 		GossipSuspicionMult:     4,
 		GossipReconnectInterval: 5 * time.Second,
 		ReconcileInterval:       1 * time.Second,
-		LeaseDuration:           1500 * time.Millisecond,
-		LeaseRenewInterval:      250 * time.Millisecond,
+		LeaseDuration:           1000 * time.Millisecond,
+		LeaseRenewInterval:      200 * time.Millisecond,
 	}
 }
 

@@ -1,0 +1,235 @@
+package integration
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/olric-raft/olric-raft/dataplane"
+	"github.com/olric-raft/olric-raft/internal/testcluster"
+	"github.com/olric-raft/olric-raft/metadata"
+	"github.com/olric-raft/olric-raft/node"
+)
+
+// keyPerPartition returns, for each partition, a key of dmap that lands in
+// it.
+func keyPerPartition(dmap string, count uint32) []string {
+	keys := make([]string, count)
+	found := uint32(0)
+	for i := 0; found < count; i++ {
+		k := fmt.Sprintf("probe-%d", i)
+		p := metadata.PartitionOf(dmap, k, count)
+		if keys[p] == "" {
+			keys[p] = k
+			found++
+		}
+	}
+	return keys
+}
+
+// BenchmarkKillToServing measures the time from killing a member (no
+// leave, no goodbye: its sockets close, as with kill -9) of three with
+// replicas=2 until every partition it led answers a write again through a
+// survivor (lease expiry + drift, the failover entry, the promoted
+// backups fencing and serving). The victim is a follower, or the Raft
+// leader (then a new leader is elected first and waits one lease period
+// plus drift before it fails anyone over).
+//
+//	go test ./integration -run '^$' -bench KillToServing -benchtime 10x
+func BenchmarkKillToServing(b *testing.B) {
+	for _, tm := range timings() {
+		for _, kind := range []string{"follower", "leader"} {
+			b.Run(tm.name+"/"+kind, func(b *testing.B) { benchKillToServing(b, tm.t, kind == "leader") })
+		}
+	}
+}
+
+func benchKillToServing(b *testing.B, timing node.Timing, killLeader bool) {
+	{
+		{
+			var ds []time.Duration
+			for b.Loop() {
+				b.StopTimer()
+				c := testcluster.New(b, 3, testcluster.Options{Timing: &timing, Replicas: 2})
+				c.StartAll()
+				tbl := c.WaitConverged(convergeTimeout)
+				leader := c.Leader(convergeTimeout)
+				victim := c.Members[(leader.Index+1)%3]
+				if killLeader {
+					victim = leader
+				}
+				var via *testcluster.Member
+				for _, m := range c.Members {
+					if m != victim {
+						via = m
+						break
+					}
+				}
+				keys := keyPerPartition("bench", tbl.PartitionCount)
+				ctx, cancel := context.WithTimeout(context.Background(), 2*convergeTimeout)
+				var led []string
+				for pid, k := range keys {
+					if tbl.Partitions[pid].Primary == victim.Name {
+						led = append(led, k)
+						if _, err := put(ctx, via, "bench", k, "before"); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+				b.StartTimer()
+				start := time.Now()
+				c.Kill(victim.Index)
+				var wg sync.WaitGroup
+				for _, k := range led {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						for ctx.Err() == nil {
+							if _, err := put(ctx, via, "bench", k, "after"); err == nil {
+								return
+							}
+						}
+					}()
+				}
+				wg.Wait()
+				ds = append(ds, time.Since(start))
+				b.StopTimer()
+				if ctx.Err() != nil {
+					b.Fatal("partitions not serving again in time")
+				}
+				cancel()
+				c.CloseAll()
+				b.StartTimer()
+			}
+			reportPercentiles(b, ds)
+		}
+	}
+}
+
+// BenchmarkJoinRebalance measures, with -keys keys (default 1M, 100-byte
+// values) on three members with replicas=2, how long a fourth member's
+// join takes until the routing table is balanced over four with every
+// backup in sync, and the longest any single write took meanwhile (the
+// pause a partition sees while it moves), with writers running
+// throughout.
+//
+//	go test ./integration -run '^$' -bench JoinRebalance -benchtime 1x -timeout 30m
+func BenchmarkJoinRebalance(b *testing.B) {
+	n := *benchKeys
+	value := make([]byte, 100)
+	for b.Loop() {
+		b.StopTimer()
+		lan := LANTimingForBench()
+		c := testcluster.New(b, 4, testcluster.Options{SeedBootstrap: true, Replicas: 2, Timing: &lan})
+		for i := range 3 {
+			c.Start(i)
+		}
+		c.WaitFor(convergeTimeout, "three members", func() error {
+			if k := len(c.Members[0].Node().Routing().AliveMembers()); k != 3 {
+				return fmt.Errorf("%d alive", k)
+			}
+			return nil
+		})
+		c.WaitConverged(convergeTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+		loadStart := time.Now()
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		for w := range 64 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				m := c.Members[w%3]
+				for {
+					i := next.Add(1) - 1
+					if i >= int64(n) || ctx.Err() != nil {
+						return
+					}
+					if _, err := m.Node().Do(ctx, &dataplane.Request{Op: dataplane.OpPut, DMap: "bench", Key: fmt.Sprintf("key-%09d", i), Value: value}); err != nil {
+						b.Errorf("load: %v", err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		b.Logf("loaded %d keys in %s", n, time.Since(loadStart).Round(time.Millisecond))
+		c.WaitFor(convergeTimeout, "backups in sync after loading", func() error {
+			return inSyncEverywhere(c.Members[0].Node().Routing(), 3)
+		})
+		// Writers during the join: the longest single write is the pause.
+		var stop atomic.Bool
+		var mu sync.Mutex
+		var lat []time.Duration
+		for w := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				m := c.Members[w%3]
+				for i := 0; !stop.Load(); i++ {
+					t0 := time.Now()
+					_, err := m.Node().Do(ctx, &dataplane.Request{Op: dataplane.OpPut, DMap: "bench", Key: fmt.Sprintf("key-%09d", (i*7919+w)%n), Value: value})
+					d := time.Since(t0)
+					if err == nil {
+						mu.Lock()
+						lat = append(lat, d)
+						mu.Unlock()
+					}
+				}
+			}()
+		}
+		time.Sleep(200 * time.Millisecond) // writers warmed up (not a test: a benchmark's steady state)
+		b.StartTimer()
+		start := time.Now()
+		c.Start(3)
+		c.WaitFor(5*time.Minute, "balanced over four, all in sync", func() error {
+			return inSyncEverywhere(c.Members[0].Node().Routing(), 4)
+		})
+		took := time.Since(start)
+		b.StopTimer()
+		stop.Store(true)
+		wg.Wait()
+		slices.Sort(lat)
+		b.ReportMetric(float64(took.Milliseconds()), "rebalance-ms")
+		if len(lat) > 0 {
+			b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-write-ms")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-write-ms")
+		}
+		b.Logf("join rebalanced %d keys in %s; %d writes meanwhile, longest %s", n, took.Round(time.Millisecond), len(lat), lat[len(lat)-1])
+		cancel()
+		c.CloseAll()
+		b.StartTimer()
+	}
+}
+
+// inSyncEverywhere reports nil once tbl has members alive members, each
+// with its balanced share of primaries, every partition active and no
+// backup syncing.
+func inSyncEverywhere(tbl *metadata.RoutingTable, members int) error {
+	if k := len(tbl.AliveMembers()); k != members {
+		return fmt.Errorf("%d alive members", k)
+	}
+	for _, p := range tbl.Partitions {
+		if p.State != metadata.PartitionActive || len(p.Syncing) > 0 {
+			return fmt.Errorf("partition %d is %s, syncing %v", p.ID, p.State, p.Syncing)
+		}
+	}
+	floor := int(tbl.PartitionCount) / members
+	for id, l := range tbl.Loads() {
+		if l.Primaries < floor {
+			return fmt.Errorf("%s leads %d partitions", id, l.Primaries)
+		}
+	}
+	return nil
+}
+
+var benchKeys = flag.Int("keys", 1_000_000, "keys loaded by BenchmarkJoinRebalance")
+
+// LANTimingForBench is the LAN timing profile (the one the README's
+// numbers are for).
+func LANTimingForBench() node.Timing { return node.LANTiming() }
