@@ -118,11 +118,13 @@
 //
 // # Service
 //
-// A Service routes each Request to its partition's primary and serves the
-// partitions this member leads. It reads routing through the small Routing
-// interface (the node's committed table and WaitRouting) and calls other
-// members through Caller (the cluster RPC): methods dmap.do,
-// dmap.transfer, dmap.release.
+// A Service routes each Request to its partition's primary, serves the
+// partitions this member leads, replicates them synchronously to their
+// backups, and applies what its own primaries send it. It reads routing
+// through the small Routing interface (the node's committed table and
+// WaitRouting) and calls other members through Caller (the cluster RPC):
+// methods dmap.do, dmap.transfer (with FenceOnly: dmap "fence"),
+// dmap.release and dmap.replicate.
 //
 // Routing a request (Do, any goroutine):
 //
@@ -137,7 +139,11 @@
 //     mark_written entry, once per partition and epoch) before its first
 //     write, and runs the operation on the Engine at the partition's epoch
 //     (the engine's fence turns a race with a primary change into
-//     ErrStaleRouting).
+//     ErrStaleRouting). It serves nothing without a current primary lease
+//     (LeaseValid). Then, whatever the result, it waits until every
+//     in-sync backup applied the partition up to its sequence number
+//     (see Replication), and a read checks its lease again before it
+//     answers.
 //  4. The forwarder retries stale and not-ready answers and unreachable
 //     primaries until RouteTimeout, then fails with ErrUnavailable; a write
 //     whose request may have reached the primary fails with
@@ -154,12 +160,70 @@
 //     lock), installs the snapshot, starts serving, and tells the previous
 //     primary to drop its copy (dmap.release). If the previous primary is
 //     failed or removed, or never held the data, the loss is reported to
-//     the leader, which marks the partition unavailable.
+//     the leader, which marks the partition unavailable. A partition this
+//     member was promoted to from its in-sync copy (Partition.Promoted, and
+//     the copy here is from the previous epoch) is not pulled: it serves
+//     once the previous primary confirmed it fenced the partition
+//     (dmap.transfer with FenceOnly) or is failed or removed in the table
+//     (the leader fails a member only after its lease surely expired).
+//  3. Backups are attached and detached (see Replication).
 //
-// Goroutines: transfer goroutines are owned by the Service and stopped by
-// Close (which cancels their context and waits); at most
-// TransferConcurrency pulls are in flight, and the semaphore is held only
-// around a pull, never across a backoff. The service's own mutex (mu)
-// guards its per-partition state and is never held across network I/O;
-// it is taken before an engine partition lock, never after.
+// # Replication
+//
+// The routing table lists, per partition, the backups and which of them are
+// still syncing (Partition.Syncing); the others form the in-sync set. The
+// primary acknowledges nothing until every in-sync backup has applied the
+// partition up to the sequence number the request left it at (PacificA:
+// the configuration is held by the Raft leader, the data path is the
+// primary's).
+//
+//  1. Attach. When this member serves a partition, every backup in the
+//     table gets a copy first: Engine.BackfillSnapshot copies the
+//     partition under its lock and, under the same hold, registers the
+//     backup and queues the copy on the backup's sender, so the mutations
+//     that follow (Engine.OnMutation, also under the partition lock) are
+//     queued right after it, with no gap and no overlap.
+//  2. Send. One sender goroutine per backup member sends its queue in
+//     order, one batch at a time (up to 8192 mutations or 8 MiB; a copy
+//     rides alone), retrying a batch for ReplicationTimeout. The backup
+//     (serveReplicate) checks each item against its own committed table —
+//     the sender must be the partition's primary at that epoch and this
+//     member one of its backups, waiting for the sender's routing version
+//     first — installs a copy (remembering the epoch it is a backup at)
+//     and applies mutations with Engine.ApplyReplicated, which skips
+//     resent ones and refuses gaps and older epochs (fenced_epoch).
+//  3. Acknowledge. The backup answers its sequence number per partition;
+//     waiters (waitReplicated) are woken on every answer and every new
+//     table.
+//  4. Failure. A backup that refuses an item, or does not answer a batch
+//     within ReplicationTimeout, is marked failed for every partition it
+//     backs here and reported to the leader (node.replicas), which removes
+//     it from those partitions' backups in one committed entry; the wait
+//     then ends without it. The reconcile loop places a new backup, which
+//     starts syncing. A primary that cannot reach the leader either cannot
+//     get the backup removed, so it acknowledges nothing: a minority side
+//     refuses writes.
+//  5. In sync. Once a syncing backup applied its copy, the primary reports
+//     it in sync (the replica_in_sync entry). From then on it may be
+//     promoted: it holds every acknowledged write.
+//
+// After any change of primary the FSM marks every backup syncing (a
+// surviving backup may hold a write the new primary never saw, or miss
+// one it did), so every backup is refilled from the new primary. A backup
+// that is no longer listed drops its copy, unless the new primary may
+// still pull it or it was promoted and is still fencing the primary before
+// it. The copy of one partition must fit one RPC frame (64 MiB).
+//
+// A forwarded request whose primary stops answering (paused, cut off) is
+// given up when the routing table moves its partition to another epoch: a
+// read is retried on the new primary, a write fails as indeterminate.
+//
+// Goroutines: transfer goroutines, one sender per backup member and the
+// report goroutine are owned by the Service and stopped by Close (which
+// cancels their context and waits); at most TransferConcurrency pulls are
+// in flight, and the semaphore is held only around a pull, never across a
+// backoff. Locks, in the only order they are taken: the service's mutex
+// (mu, per-partition roles), an engine partition lock, then the
+// replication mutex (rep.mu, replication progress). None is held across
+// network I/O.
 package dataplane

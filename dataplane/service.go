@@ -471,7 +471,9 @@ func (s *Service) serveTransfer(ctx context.Context, req transferRequest) transf
 	// routing version: a member that is leaving is no longer in Raft and
 	// may never see later versions).
 	t := s.cfg.Routing.Routing()
-	for {
+	// (WaitRouting(v) returns once the log is applied through index v;
+	// the table's version may stay below v, so v advances on its own.)
+	for v := t.Version + 1; ; v = max(v, t.Version) + 1 {
 		p, ok := t.Partition(req.P)
 		if !ok && t.Initialized() {
 			return transferReply{Code: CodeInvalid, Message: "no such partition"}
@@ -480,7 +482,7 @@ func (s *Service) serveTransfer(ctx context.Context, req transferRequest) transf
 			break
 		}
 		var err error
-		if t, err = s.cfg.Routing.WaitRouting(ctx, t.Version+1); err != nil {
+		if t, err = s.cfg.Routing.WaitRouting(ctx, v); err != nil {
 			return transferReply{Code: CodeUnavailable, Message: err.Error()}
 		}
 	}
@@ -923,7 +925,7 @@ func (s *Service) watchMoved(ctx context.Context, cancel context.CancelCauseFunc
 			cancel(errMovedOn)
 			return
 		}
-		v = nt.Version + 1
+		v = max(v, nt.Version) + 1 // the table may not change with every applied index
 	}
 }
 
