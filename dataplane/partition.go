@@ -356,12 +356,47 @@ func (s *PartitionSnapshot) Validate(p uint32) error {
 // not enforced on install: the next write evicts as needed. The request
 // results are kept within this engine's dedupe bounds (the newest first).
 func (e *Engine) Install(p uint32, s *PartitionSnapshot) error {
-	part, err := e.partition(p)
+	pi, err := e.PrepareInstall(p, s)
 	if err != nil {
 		return err
 	}
+	pi.Commit()
+	return nil
+}
+
+// PreparedInstall is a snapshot validated and built into a partition's
+// state, ready to replace it: the expensive part of Install, done without
+// any lock, so a caller can hold its own lock only around Commit.
+type PreparedInstall struct {
+	part   *partition
+	dmaps  map[string]*dmapStore
+	dedupe dedupeTable
+	seq    uint64
+	fence  uint64
+}
+
+// Commit replaces the partition with the prepared state (as Install does),
+// under the partition lock. Commit it once.
+func (pi *PreparedInstall) Commit() {
+	part := pi.part
+	part.mu.Lock()
+	defer part.mu.Unlock()
+	part.resetLocked()
+	part.dmaps = pi.dmaps
+	part.dedupe = pi.dedupe
+	part.seq = pi.seq
+	part.raiseFenceLocked(pi.fence)
+}
+
+// PrepareInstall validates s and builds partition p's state from it, for
+// Commit.
+func (e *Engine) PrepareInstall(p uint32, s *PartitionSnapshot) (*PreparedInstall, error) {
+	part, err := e.partition(p)
+	if err != nil {
+		return nil, err
+	}
 	if err := s.Validate(p); err != nil {
-		return err
+		return nil, err
 	}
 	now := e.nowNanos()
 	dmaps := make(map[string]*dmapStore, len(s.DMaps))
@@ -396,14 +431,7 @@ func (e *Engine) Install(p uint32, s *PartitionSnapshot) error {
 	for i := range reqs {
 		dedupe.record(strings.Clone(reqs[i].ID), reqs[i].Result.clone(), e.dedupe)
 	}
-	part.mu.Lock()
-	defer part.mu.Unlock()
-	part.resetLocked()
-	part.dmaps = dmaps
-	part.dedupe = dedupe
-	part.seq = s.Seq
-	part.raiseFenceLocked(s.Fence)
-	return nil
+	return &PreparedInstall{part: part, dmaps: dmaps, dedupe: dedupe, seq: s.Seq, fence: s.Fence}, nil
 }
 
 // Drop deletes partition p's values, locks and sequence number (when p

@@ -111,6 +111,11 @@ type repPart struct {
 
 type repPeer struct {
 	link *peerLink
+	// bulk: the partition's items for this backup go to the bulk lane
+	// (from its copy until the copy and the mutations queued behind it
+	// are delivered); bulkQueued counts them there.
+	bulk       bool
+	bulkQueued int
 	// snapSeq is the sequence number of the copy the backup was sent;
 	// acked the highest sequence number it reported applied.
 	snapSeq, acked uint64
@@ -120,19 +125,29 @@ type repPeer struct {
 	reported bool
 }
 
-// peerLink sends to one backup member, in order, one batch at a time.
+// peerLink sends to one backup member, one batch at a time, from two
+// lanes: queue holds the mutations of partitions the backup is attached
+// to; bulk holds copies and the mutations that follow a copy until it is
+// delivered. Order is kept per partition (a partition's items are in one
+// lane at a time), and a copy never delays another partition's writes.
+// The bulk lane is paced to BackfillRate bytes per second.
 type peerLink struct {
-	id    metadata.NodeID
-	addr  string
-	queue []repItem
-	wake  chan struct{}
+	id       metadata.NodeID
+	addr     string
+	queue    []repItem
+	bulk     []repItem
+	bulkNext time.Time
+	wake     chan struct{}
 }
 
 type repItem struct {
 	p     uint32
 	epoch uint64
-	snap  *PartitionSnapshot
-	m     Mutation
+	// peer is the attachment the item was queued for: an item outlives a
+	// detach and re-attach of the same backup, and is then dropped.
+	peer *repPeer
+	snap *PartitionSnapshot
+	m    Mutation
 }
 
 func (r *replication) broadcastLocked() {
@@ -155,8 +170,14 @@ func (s *Service) onMutation(p uint32, m Mutation) {
 	rp := &r.parts[p]
 	if rp.epoch == m.Epoch {
 		for _, peer := range rp.peers {
-			if !peer.failed {
-				peer.link.queue = append(peer.link.queue, repItem{p: p, epoch: m.Epoch, m: m})
+			switch {
+			case peer.failed:
+			case peer.bulk:
+				peer.link.bulk = append(peer.link.bulk, repItem{p: p, epoch: m.Epoch, peer: peer, m: m})
+				peer.bulkQueued++
+				peer.link.kick()
+			default:
+				peer.link.queue = append(peer.link.queue, repItem{p: p, epoch: m.Epoch, peer: peer, m: m})
 				peer.link.kick()
 			}
 		}
@@ -255,16 +276,18 @@ func (s *Service) attach(p uint32, epoch uint64, m metadata.Member) {
 			return
 		}
 		link := s.linkLocked(m.ID, m.ClusterAddr)
-		rp.peers[m.ID] = &repPeer{link: link, snapSeq: snap.Seq}
-		link.queue = append(link.queue, repItem{p: p, epoch: epoch, snap: snap})
+		peer := &repPeer{link: link, snapSeq: snap.Seq, bulk: true, bulkQueued: 1}
+		rp.peers[m.ID] = peer
+		link.bulk = append(link.bulk, repItem{p: p, epoch: epoch, peer: peer, snap: snap})
 		link.kick()
 	})
 }
 
 // Batch bounds of one replicate call.
 const (
-	maxBatchItems = 8192
-	maxBatchBytes = 8 << 20
+	maxBatchItems     = 8192
+	maxBatchBytes     = 8 << 20
+	maxBulkBatchBytes = 4 << 20
 )
 
 func (it *repItem) size() int {
@@ -281,53 +304,97 @@ func (it *repItem) size() int {
 	return 48 + len(it.m.Key) + len(it.m.Value) + len(it.m.DMap)
 }
 
-// sendLoop sends link's queue in order, one batch at a time. A batch that
-// cannot be delivered within ReplicationTimeout fails every partition the
-// backup was attached for: they are reported to the leader.
+// sendLoop sends link's lanes, one batch at a time: the mutation lane
+// first, then one paced batch of the bulk lane. A batch that cannot be
+// delivered within ReplicationTimeout fails every partition the backup was
+// attached for: they are reported to the leader.
 func (s *Service) sendLoop(l *peerLink) {
 	defer s.wg.Done()
 	r := &s.rep
+	var pace *time.Timer
+	var paced <-chan time.Time
 	for {
 		select {
 		case <-s.stop:
 			return
 		case <-l.wake:
+		case <-paced:
+			paced = nil
 		}
 		for {
+			fast, fastAddr, fastN := s.takeBatch(l, false)
+			if len(fast) > 0 {
+				s.sendBatch(l, fastAddr, fast, false)
+			}
 			r.mu.Lock()
-			n, bytes := 0, 0
-			for n < len(l.queue) && n < maxBatchItems && (n == 0 || bytes < maxBatchBytes) {
-				bytes += l.queue[n].size()
-				n++
-			}
-			batch := slices.Clone(l.queue[:n])
-			l.queue = slices.Delete(l.queue, 0, n)
-			if len(l.queue) == 0 {
-				l.queue = nil
-			}
-			addr := l.addr
-			// Drop items of partitions whose state moved on.
-			kept := batch[:0]
-			for _, it := range batch {
-				rp := &r.parts[it.p]
-				if peer := rp.peers[l.id]; rp.epoch == it.epoch && peer != nil && !peer.failed {
-					kept = append(kept, it)
-				}
-			}
-			batch = kept
+			wait := time.Until(l.bulkNext)
+			hasBulk := len(l.bulk) > 0
 			r.mu.Unlock()
-			if n == 0 {
-				break
-			}
-			if len(batch) == 0 {
+			if hasBulk && wait > 0 {
+				if paced == nil {
+					if pace == nil {
+						pace = time.NewTimer(wait)
+					} else {
+						pace.Reset(wait)
+					}
+					paced = pace.C
+				}
+				if fastN == 0 {
+					break
+				}
 				continue
 			}
-			s.sendBatch(l, addr, batch)
+			bulk, bulkAddr, bulkN := s.takeBatch(l, true)
+			if len(bulk) > 0 {
+				s.sendBatch(l, bulkAddr, bulk, true)
+			}
+			if fastN == 0 && bulkN == 0 {
+				break
+			}
 		}
 	}
 }
 
-func (s *Service) sendBatch(l *peerLink, addr string, batch []repItem) {
+// takeBatch takes the next batch off one of l's lanes, leaving out items
+// of partitions whose replication moved on; n is how many items it took
+// off the lane.
+func (s *Service) takeBatch(l *peerLink, bulk bool) (batch []repItem, addr string, n int) {
+	r := &s.rep
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	lane := &l.queue
+	limit := maxBatchBytes
+	if bulk {
+		lane = &l.bulk
+		limit = maxBulkBatchBytes
+	}
+	bytes := 0
+	for n < len(*lane) && n < maxBatchItems && (n == 0 || bytes < limit) {
+		bytes += (*lane)[n].size()
+		n++
+	}
+	taken := (*lane)[:n]
+	batch = make([]repItem, 0, n)
+	for _, it := range taken {
+		if bulk {
+			it.peer.bulkQueued--
+		}
+		rp := &r.parts[it.p]
+		if rp.epoch == it.epoch && rp.peers[l.id] == it.peer && !it.peer.failed {
+			batch = append(batch, it)
+		}
+	}
+	*lane = slices.Delete(*lane, 0, n)
+	if len(*lane) == 0 {
+		*lane = nil
+	}
+	if bulk && n > 0 && s.cfg.BackfillRate > 0 {
+		l.bulkNext = time.Now().Add(time.Duration(float64(bytes) / float64(s.cfg.BackfillRate) * float64(time.Second)))
+	}
+	return batch, l.addr, n
+}
+
+func (s *Service) sendBatch(l *peerLink, addr string, batch []repItem, bulk bool) {
 	req := replicateRequest{From: s.self, Version: s.cfg.Routing.Routing().Version}
 	for _, it := range batch {
 		k := len(req.Items) - 1
@@ -382,7 +449,7 @@ func (s *Service) sendBatch(l *peerLink, addr string, batch []repItem) {
 				s.failPeerLocked(uint32(i), rp, peer)
 			}
 		}
-		l.queue = nil
+		l.queue, l.bulk = nil, nil
 		r.broadcastLocked()
 		return
 	}
@@ -404,6 +471,9 @@ func (s *Service) sendBatch(l *peerLink, addr string, batch []repItem) {
 		peer.acked = max(peer.acked, res.Seq)
 		if res.Seq >= peer.snapSeq {
 			peer.gotSnap = true
+		}
+		if bulk && peer.bulk && peer.gotSnap && peer.bulkQueued == 0 {
+			peer.bulk = false // delivered: its next mutations take the fast lane
 		}
 	}
 	// A syncing backup that has its copy is reported on the next table
@@ -628,15 +698,24 @@ func (s *Service) applyItem(t *metadata.RoutingTable, from metadata.NodeID, it *
 		if it.Snap.Fence != it.Epoch {
 			return 0, fmt.Errorf("%w: copy of partition %d fenced at %d, sent at epoch %d", ErrInvalid, it.P, it.Snap.Fence, it.Epoch)
 		}
+		// Build the copy without the service lock (other partitions'
+		// requests need it); swap it in under the lock, if this member's
+		// role for the partition has not changed meanwhile.
+		prep, err := s.engine.PrepareInstall(it.P, it.Snap)
+		if err != nil {
+			return 0, err
+		}
 		s.mu.Lock()
-		err := s.engine.Install(it.P, it.Snap)
-		if err == nil {
+		cur, _ := s.cfg.Routing.Routing().Partition(it.P)
+		ok := s.mu.ready[it.P] == 0 && s.mu.pulling[it.P] == 0 && cur.LeaderEpoch == it.Epoch && cur.Primary == from
+		if ok {
+			prep.Commit()
 			s.mu.backupAt[it.P] = it.Epoch
 			s.mu.held[it.P] = 0
 		}
 		s.mu.Unlock()
-		if err != nil {
-			return 0, err
+		if !ok {
+			return 0, fmt.Errorf("%w: partition %d moved on while its copy was built", errNotBackup, it.P)
 		}
 	}
 	s.mu.Lock()

@@ -76,7 +76,15 @@ type ServiceConfig struct {
 	// ReplicationTimeout bounds how long a backup may take to acknowledge
 	// a batch before it is reported out of sync. Default 1s.
 	ReplicationTimeout time.Duration
+	// BackfillRate paces the copies sent to each new backup, in bytes per
+	// second per backup member, so that filling backups (on a join, after
+	// a failover) leaves room for client traffic. Default 256 MiB/s;
+	// negative: unpaced.
+	BackfillRate int64
 }
+
+// DefaultBackfillRate is ServiceConfig.BackfillRate's default.
+const DefaultBackfillRate = 256 << 20
 
 // Service routes DMap requests to partition primaries and serves the
 // partitions this member is primary of. See doc.go for the protocol.
@@ -123,6 +131,9 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	}
 	if cfg.ReplicationTimeout <= 0 {
 		cfg.ReplicationTimeout = time.Second
+	}
+	if cfg.BackfillRate == 0 {
+		cfg.BackfillRate = DefaultBackfillRate
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -793,7 +804,9 @@ func (s *Service) Do(ctx context.Context, req *Request) (*Response, error) {
 				return nil, s.ctxErr(ctx, req, lastErr)
 			case <-time.After(wait):
 			}
-			wait = min(2*wait, 200*time.Millisecond)
+			// Short: what is waited for (a handover, a fence, a commit)
+			// takes milliseconds, and a long backoff would be the pause.
+			wait = min(2*wait, 20*time.Millisecond)
 		}
 		t := s.cfg.Routing.Routing()
 		if !t.Initialized() {

@@ -197,7 +197,7 @@ func TestApplyRejects(t *testing.T) {
 		{"partition out of range", false, rebalance(part(0, func(p *metadata.Partition) { p.ID = parts })), fsm.ErrInvalidChange, nil},
 		{"partition twice", false, rebalance(baseTable.Partitions[0], baseTable.Partitions[0]), fsm.ErrInvalidChange, nil},
 		{"backup is primary", false, rebalance(part(0, func(p *metadata.Partition) { p.Backups[0] = p.Primary })), fsm.ErrInvalidChange, metadata.ErrInvalidTable},
-		{"too many replicas", false, rebalance(part(0, func(p *metadata.Partition) { p.Backups = append(p.Backups, "n3") })), fsm.ErrInvalidChange, metadata.ErrInvalidTable},
+		{"too many replicas", false, rebalance(part(0, func(p *metadata.Partition) { p.Backups = append(p.Backups, p.Backups[0]) })), fsm.ErrInvalidChange, metadata.ErrInvalidTable},
 		{"unknown replica", false, rebalance(part(0, func(p *metadata.Partition) { p.Backups[0] = "n9" })), fsm.ErrInvalidChange, metadata.ErrInvalidTable},
 		{"bad member id", false, enc(fsm.CommandMemberJoin, fsm.Change{ExpectVersion: 1,
 			Upsert: []metadata.Member{m(4, func(x *metadata.Member) { x.ID = "bad id" })}}), fsm.ErrInvalidChange, metadata.ErrInvalidTable},

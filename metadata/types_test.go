@@ -70,6 +70,7 @@ func TestValidate(t *testing.T) {
 			tb.Partitions[0].HandoffTo = "d"
 		}, `partition 0: bad handoff target "d"`},
 		{"too many replicas", func(tb *RoutingTable) {
+			tb.Replicas = 1 // one extra backup is allowed (a staged move), two are not
 			p := &tb.Partitions[0]
 			for _, m := range []NodeID{"a", "b", "c"} {
 				if !p.Holds(m) {

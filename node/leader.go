@@ -495,6 +495,9 @@ func replan(t *metadata.RoutingTable, eligible []metadata.NodeID, draining ...me
 			return nil, "", err
 		}
 	}
+	if len(eligible) > 0 {
+		next = stageMoves(t, next, eligible)
+	}
 	var changed []metadata.Partition
 	for i := range next {
 		if !next[i].Equal(t.Partitions[i]) {
@@ -571,4 +574,62 @@ func stripSyncingOfLostPrimaries(parts []metadata.Partition, eligible []metadata
 		out[i] = q
 	}
 	return out
+}
+
+// stageMoves turns placement's moves of written data into staged moves, so
+// that no partition stops serving while its data is copied and none has
+// fewer in-sync copies meanwhile (DESIGN §4, handoff):
+//
+//   - a new primary that does not hold the partition in sync is first
+//     added as a backup (first in Backups, so placement's trimming keeps
+//     it), while the current primary keeps serving and keeps every backup;
+//     it is filled from the primary and reported in sync, and then the
+//     next reconcile pass makes it primary: a promotion, which needs no
+//     copy and pauses the partition only for one commit and a fence;
+//   - a backup being replaced by a member that is not yet in sync stays
+//     until the new one is.
+//
+// The staged form has at most one extra, syncing, replica. Placement sees
+// it trimmed back (the extra backup is the last one) and asks for the same
+// move again until the target is in sync, so staging converges. Moves away
+// from members that are not eligible (failed, leaving) are not staged:
+// those are failovers. next is Place's result for t; the result may share
+// memory with next.
+func stageMoves(t *metadata.RoutingTable, next []metadata.Partition, eligible []metadata.NodeID) []metadata.Partition {
+	for i := range next {
+		cur, nx := t.Partitions[i], next[i]
+		if !cur.Written || cur.State != metadata.PartitionActive || nx.State != metadata.PartitionActive {
+			continue
+		}
+		switch {
+		case nx.Primary != cur.Primary:
+			if !slices.Contains(eligible, cur.Primary) || cur.InSync(nx.Primary) {
+				continue
+			}
+			staged := cur.Clone()
+			staged.Backups = append([]metadata.NodeID{nx.Primary}, slices.DeleteFunc(slices.Clone(cur.Backups), func(b metadata.NodeID) bool {
+				return b == nx.Primary || !slices.Contains(eligible, b)
+			})...)
+			if len(staged.Backups) > t.Replicas { // primary + Replicas backups = one extra
+				staged.Backups = staged.Backups[:t.Replicas]
+			}
+			next[i] = staged
+		default:
+			// Same primary: keep one in-sync backup that placement drops
+			// while a backup it adds is not in sync yet.
+			filling := slices.ContainsFunc(nx.Backups, func(b metadata.NodeID) bool { return !cur.InSync(b) })
+			if !filling || len(nx.Replicas()) > t.Replicas {
+				continue
+			}
+			for _, b := range cur.InSyncBackups() {
+				if !slices.Contains(nx.Backups, b) && slices.Contains(eligible, b) {
+					kept := nx.Clone()
+					kept.Backups = append(kept.Backups, b)
+					next[i] = kept
+					break
+				}
+			}
+		}
+	}
+	return next
 }

@@ -375,7 +375,7 @@ func (c *Cluster) converged() (*metadata.RoutingTable, error) {
 	}
 	for i := range want {
 		if !want[i].Equal(first.Partitions[i]) {
-			return nil, fmt.Errorf("routing v%d not balanced yet (partition %d)", first.Version, i)
+			return nil, fmt.Errorf("routing v%d not balanced yet (partition %d: %+v, placement wants %+v)", first.Version, i, first.Partitions[i], want[i])
 		}
 	}
 	return first, nil
