@@ -135,8 +135,11 @@ type Status struct {
 	Handoffs       int         `json:"handoffs"`
 	Primaries      int         `json:"primaries"`
 	Backups        int         `json:"backups"`
-	GossipMembers  int         `json:"gossip_members"`
-	UptimeSeconds  float64     `json:"uptime_seconds"`
+	// HandoverPending: partitions this member led that their new primaries
+	// have not taken over yet (a leaving member waits for 0).
+	HandoverPending int     `json:"handover_pending"`
+	GossipMembers   int     `json:"gossip_members"`
+	UptimeSeconds   float64 `json:"uptime_seconds"`
 }
 
 // ForceAssignResult is the answer of POST

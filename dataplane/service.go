@@ -532,26 +532,34 @@ func (s *Service) serveTransfer(ctx context.Context, req transferRequest) transf
 	return transferReply{Snapshot: snap}
 }
 
+// PendingHandover counts the partitions this member led that their new
+// primaries have not taken over yet: pulled (and released), or fenced here
+// after a promotion.
+func (s *Service) PendingHandover() int {
+	t := s.cfg.Routing.Routing()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	pending := 0
+	for pid, h := range s.mu.held {
+		if s.mu.ready[pid] != 0 {
+			h = s.mu.ready[pid] // OnRouting has not seen the new table yet
+		}
+		// Still expected to be taken from us: the partition's current
+		// primary took it over from us at the epoch we held (a
+		// never-written partition is started afresh, not pulled).
+		if p, ok := t.Partition(uint32(pid)); ok && h != 0 && p.Written && p.Primary != s.self && p.PrevPrimary == s.self && p.PrevEpoch == h {
+			pending++
+		}
+	}
+	return pending
+}
+
 // WaitHandedOver waits until every partition this member led has been
-// pulled by its new primary (released), or ctx ends. A leaving member
-// calls it before it stops serving transfers.
+// taken over by its new primary (PendingHandover is 0), or ctx ends. A
+// leaving member calls it before it stops serving transfers.
 func (s *Service) WaitHandedOver(ctx context.Context) error {
 	for {
-		t := s.cfg.Routing.Routing()
-		s.mu.Lock()
-		pending := 0
-		for pid, h := range s.mu.held {
-			if s.mu.ready[pid] != 0 {
-				h = s.mu.ready[pid] // OnRouting has not seen the new table yet
-			}
-			// Still expected to be pulled from us: the partition's current
-			// primary took it over from us at the epoch we held (a
-			// never-written partition is started afresh, not pulled).
-			if p, ok := t.Partition(uint32(pid)); ok && h != 0 && p.Written && p.Primary != s.self && p.PrevPrimary == s.self && p.PrevEpoch == h {
-				pending++
-			}
-		}
-		s.mu.Unlock()
+		pending := s.PendingHandover()
 		if pending == 0 {
 			return nil
 		}

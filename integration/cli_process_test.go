@@ -169,6 +169,9 @@ func TestOperatorCLIJoinLeaveRemove(t *testing.T) {
 	if err != nil {
 		t.Fatalf("leave %s: %v: %s", leader.name, err, out)
 	}
+	if !strings.Contains(out, "leaving "+leader.name+": ") {
+		t.Fatalf("leave showed no progress: %s", out)
+	}
 	select {
 	case <-leader.done:
 		if leader.err != nil {

@@ -431,3 +431,56 @@ func TestReplicationEveryReplicaGoneIsUnavailable(t *testing.T) {
 	}
 	t.Logf("%d of %d keys on partitions that lost both replicas; the rest intact", lost, n)
 }
+
+// TestReplicationRestartedMemberIsRefilled: a member killed and restarted
+// comes back empty with a new incarnation; it is never counted in sync for
+// what it lost, it is filled from the primaries, and once it is in sync
+// the other follower can die without losing a key.
+func TestReplicationRestartedMemberIsRefilled(t *testing.T) {
+	c := testcluster.New(t, 3, testcluster.Options{Replicas: 2})
+	c.StartAll()
+	c.WaitConverged(convergeTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*convergeTimeout)
+	defer cancel()
+	leader := c.Leader(convergeTimeout)
+	x := c.Members[(leader.Index+1)%3]
+	y := c.Members[(leader.Index+2)%3]
+	const n = 400
+	for i := range n {
+		if _, err := put(ctx, leader, "orders", fmt.Sprintf("k%d", i), fmt.Sprintf("v%d", i)); err != nil {
+			t.Fatalf("put k%d: %v", i, err)
+		}
+	}
+	oldInc := x.Node().Incarnation()
+	c.Kill(x.Index)
+	c.WaitFor(convergeTimeout, "x failed over", func() error {
+		m, _ := leader.Node().Routing().Member(x.Name)
+		if m.State != metadata.MemberFailed {
+			return fmt.Errorf("x is %s", m.State)
+		}
+		return nil
+	})
+	c.Start(x.Index)
+	c.WaitFor(convergeTimeout, "x back, refilled and in sync everywhere", func() error {
+		tbl := leader.Node().Routing()
+		m, _ := tbl.Member(x.Name)
+		if m.State != metadata.MemberAlive || m.Incarnation == oldInc {
+			return fmt.Errorf("x is %s at incarnation %s", m.State, m.Incarnation)
+		}
+		return inSyncEverywhere(tbl, 3)
+	})
+	c.Kill(y.Index)
+	c.WaitFor(convergeTimeout, "y failed over", func() error {
+		tbl := leader.Node().Routing()
+		if m, _ := tbl.Member(y.Name); m.State != metadata.MemberFailed {
+			return fmt.Errorf("y is %s", m.State)
+		}
+		return allActive(tbl)
+	})
+	for i := range n {
+		got, ok, err := get(ctx, x, "orders", fmt.Sprintf("k%d", i))
+		if err != nil || !ok || got != fmt.Sprintf("v%d", i) {
+			t.Fatalf("after restart of x and death of y: k%d = %q (found %v, err %v)", i, got, ok, err)
+		}
+	}
+}

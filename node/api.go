@@ -72,8 +72,12 @@ type Status struct {
 	Handoffs       int             `json:"handoffs"`
 	Primaries      int             `json:"primaries"`
 	Backups        int             `json:"backups"`
-	GossipMembers  int             `json:"gossip_members"`
-	UptimeSeconds  float64         `json:"uptime_seconds"`
+	// HandoverPending counts the partitions this member led that their new
+	// primaries have not taken over yet (pulled, or fenced here after a
+	// promotion): a leaving member waits for 0.
+	HandoverPending int     `json:"handover_pending"`
+	GossipMembers   int     `json:"gossip_members"`
+	UptimeSeconds   float64 `json:"uptime_seconds"`
 }
 
 // MemberInfo is one member as seen by this node: its routing-table record

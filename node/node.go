@@ -501,6 +501,9 @@ func (n *Node) Status() Status {
 	if n.gossip != nil {
 		st.GossipMembers = n.gossip.NumMembers()
 	}
+	if svc := n.dmaps.Load(); svc != nil {
+		st.HandoverPending = svc.PendingHandover()
+	}
 	st.Ready = n.readyLocal() == nil
 	return st
 }

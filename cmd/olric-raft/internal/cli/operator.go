@@ -242,7 +242,10 @@ func newLeaveCmd(d *Deps) *cobra.Command {
 		Short: "Make a member leave the cluster gracefully (hand over partitions and leadership) and exit",
 		Args:  args(cobra.NoArgs),
 	}, func(o *operator, _ []string) error {
-		if err := o.c.Leave(o.ctx()); err != nil {
+		stop := o.leaveProgress()
+		err := o.c.Leave(o.ctx())
+		stop()
+		if err != nil {
 			return o.explain(err)
 		}
 		return o.print(map[string]bool{"left": true}, func(w *tabw) {
@@ -267,4 +270,48 @@ func newRemoveCmd(d *Deps) *cobra.Command {
 			w.line("removed: %s", a[0])
 		})
 	})
+}
+
+// leaveProgress prints, to stderr and in table output only, how many
+// partitions the leaving member still leads, backs up or has to hand over,
+// each time that changes, until the returned stop is called.
+func (o *operator) leaveProgress() (stop func()) {
+	if o.output == "json" {
+		return func() {}
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	last := ""
+	show := func() {
+		ctx, cancel := context.WithTimeout(o.ctx(), time.Second)
+		st, err := o.c.Status(ctx)
+		cancel()
+		if err != nil {
+			return // it may be shutting down already
+		}
+		line := fmt.Sprintf("leaving %s: %d primaries, %d backups, %d partitions not yet taken over",
+			st.NodeID, st.Primaries, st.Backups, st.HandoverPending)
+		if line != last {
+			fmt.Fprintln(o.d.Stderr, line)
+			last = line
+		}
+	}
+	show() // where it starts from
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(250 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				show()
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+	}
 }
