@@ -81,6 +81,9 @@ type ServiceConfig struct {
 	// a failover) leaves room for client traffic. Default 256 MiB/s;
 	// negative: unpaced.
 	BackfillRate int64
+	// UnsafeAckBeforeReplication answers requests without waiting for the
+	// in-sync backups: a deliberate bug for checker tests only.
+	UnsafeAckBeforeReplication bool
 }
 
 // DefaultBackfillRate is ServiceConfig.BackfillRate's default.
@@ -717,7 +720,11 @@ func (s *Service) local(ctx context.Context, req *Request) (*Response, uint64, e
 	// Whatever the result (a read, a write, a refused write): it reflects
 	// the partition's state up to its current sequence number, which every
 	// in-sync backup must hold before anyone is told.
-	if werr := s.waitReplicated(ctx, pid, p.LeaderEpoch, s.engine.Seq(pid)); werr != nil {
+	var werr error
+	if !s.cfg.UnsafeAckBeforeReplication {
+		werr = s.waitReplicated(ctx, pid, p.LeaderEpoch, s.engine.Seq(pid))
+	}
+	if werr != nil {
 		if req.Op.IsWrite() {
 			return nil, t.Version, fmt.Errorf("%w: %w", ErrIndeterminate, werr)
 		}

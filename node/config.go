@@ -139,6 +139,10 @@ type Config struct {
 
 	// Faults, when set, injects network faults (tests only).
 	Faults transport.Faults `yaml:"-"`
+	// Unsafe breaks safety mechanisms on purpose, so that tests can show
+	// their checkers catch the anomalies that follow (tests only; the
+	// server's hidden --unsafe-test-fault flag).
+	Unsafe UnsafeFaults `yaml:"-"`
 	// Logger receives the node's logs (and Raft's and memberlist's). Nil
 	// means slog.Default().
 	Logger *slog.Logger `yaml:"-"`
@@ -228,4 +232,14 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: %s", ErrInvalidConfig, strings.Join(errs, "; "))
 	}
 	return nil
+}
+
+// UnsafeFaults are deliberate safety bugs for checker tests. Never set them
+// in production: they lose acknowledged writes and serve stale reads.
+type UnsafeFaults struct {
+	// AckBeforeReplication: a primary answers without waiting for its
+	// in-sync backups (asynchronous replication).
+	AckBeforeReplication bool
+	// IgnoreLease: a primary serves without a current lease.
+	IgnoreLease bool
 }

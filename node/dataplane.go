@@ -68,17 +68,26 @@ func (n *Node) openDataPlane(partitions uint32) (*dataplane.Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	leaseValid := n.LeaseValid
+	if n.cfg.Unsafe.IgnoreLease {
+		leaseValid = func() bool { return true }
+	}
+	if n.cfg.Unsafe != (UnsafeFaults{}) {
+		n.log.Warn("UNSAFE TEST FAULTS ENABLED: this member may lose acknowledged writes and serve stale reads",
+			"ack_before_replication", n.cfg.Unsafe.AckBeforeReplication, "ignore_lease", n.cfg.Unsafe.IgnoreLease)
+	}
 	svc, err := dataplane.NewService(dataplane.ServiceConfig{
-		PartitionCount: partitions,
-		Engine:         engine,
-		Routing:        n,
-		Caller:         n.rpc,
-		ReportLost:     n.reportPartitionLost,
-		MarkWritten:    n.markWritten,
-		ReportReplicas: n.reportReplicas,
-		LeaseValid:     n.LeaseValid,
-		Logger:         n.log,
-		NeverSent:      func(err error) bool { return errors.Is(err, transport.ErrUnreachable) },
+		PartitionCount:             partitions,
+		Engine:                     engine,
+		Routing:                    n,
+		Caller:                     n.rpc,
+		ReportLost:                 n.reportPartitionLost,
+		MarkWritten:                n.markWritten,
+		ReportReplicas:             n.reportReplicas,
+		LeaseValid:                 leaseValid,
+		UnsafeAckBeforeReplication: n.cfg.Unsafe.AckBeforeReplication,
+		Logger:                     n.log,
+		NeverSent:                  func(err error) bool { return errors.Is(err, transport.ErrUnreachable) },
 	})
 	if err != nil {
 		_ = engine.Close()

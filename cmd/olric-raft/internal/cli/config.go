@@ -37,6 +37,7 @@ type serverFlags struct {
 	partitionCount                              uint32
 	timing, config, logLevel, logFormat         string
 	dev                                         bool
+	unsafeFaults                                []string
 }
 
 // addServerFlags defines the server flags on fs, with node.DefaultConfig's
@@ -61,6 +62,8 @@ func addServerFlags(fs *pflag.FlagSet) *serverFlags {
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.BoolVar(&f.dev, "dev", false, "single-member development cluster: --bootstrap, dev timing, and a temporary data dir removed on exit unless one is set")
+	fs.StringSliceVar(&f.unsafeFaults, "unsafe-test-fault", nil, "TESTS ONLY: break a safety mechanism on purpose (ack-before-replication, ignore-lease) so tests can show that their checkers catch it")
+	_ = fs.MarkHidden("unsafe-test-fault")
 	return f
 }
 
@@ -177,6 +180,16 @@ func buildServerConfig(f *serverFlags, lookupEnv func(string) (string, bool), ho
 			sc.Node.Timing = node.DevTiming()
 		default:
 			add("--timing: %q must be lan or dev", f.timing)
+		}
+	}
+	for _, u := range f.unsafeFaults {
+		switch strings.TrimSpace(u) {
+		case "ack-before-replication":
+			sc.Node.Unsafe.AckBeforeReplication = true
+		case "ignore-lease":
+			sc.Node.Unsafe.IgnoreLease = true
+		default:
+			add("--unsafe-test-fault: %q must be ack-before-replication or ignore-lease", u)
 		}
 	}
 	if changed("log-level") {
