@@ -138,6 +138,9 @@ type peerLink struct {
 	bulk     []repItem
 	bulkNext time.Time
 	wake     chan struct{}
+	// done is closed when the member left the routing table: the sender
+	// exits.
+	done chan struct{}
 }
 
 type repItem struct {
@@ -192,7 +195,7 @@ func (s *Service) linkLocked(id metadata.NodeID, addr string) *peerLink {
 		l.addr = addr
 		return l
 	}
-	l := &peerLink{id: id, addr: addr, wake: make(chan struct{}, 1)}
+	l := &peerLink{id: id, addr: addr, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	r.links[id] = l
 	s.wg.Add(1)
 	go s.sendLoop(l)
@@ -247,6 +250,13 @@ func (s *Service) syncReplication(t *metadata.RoutingTable) {
 				peer.reported = true
 				s.queueReportLocked(ReplicaReport{Partition: p.ID, Epoch: epoch, Member: b, InSync: true})
 			}
+		}
+	}
+	// Senders to members no longer in the table stop.
+	for id, l := range r.links {
+		if _, ok := t.Member(id); !ok {
+			close(l.done)
+			delete(r.links, id)
 		}
 	}
 	r.broadcastLocked()
@@ -316,6 +326,8 @@ func (s *Service) sendLoop(l *peerLink) {
 	for {
 		select {
 		case <-s.stop:
+			return
+		case <-l.done:
 			return
 		case <-l.wake:
 		case <-paced:

@@ -484,3 +484,66 @@ func TestReplicationRestartedMemberIsRefilled(t *testing.T) {
 		}
 	}
 }
+
+// TestReplicationUnreachableBackupIsRemovedNotSkipped: when a primary
+// cannot reach one of its in-sync backups (that backup is otherwise
+// healthy), a write completes only after the leader committed that backup
+// out of the in-sync set; when the primary then dies, the stale backup is
+// not promoted: the partition is unavailable rather than missing the
+// write.
+func TestReplicationUnreachableBackupIsRemovedNotSkipped(t *testing.T) {
+	c := testcluster.New(t, 3, testcluster.Options{Replicas: 2})
+	c.StartAll()
+	tbl := c.WaitConverged(convergeTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*convergeTimeout)
+	defer cancel()
+	leader := c.Leader(convergeTimeout)
+	// A partition whose primary and backup are both followers.
+	var key string
+	var primary, backup *testcluster.Member
+	for i := 0; key == ""; i++ {
+		k := fmt.Sprintf("key%d", i)
+		p, _ := tbl.Locate("orders", k)
+		if p.Primary == leader.Name || p.Backups[0] == leader.Name {
+			continue
+		}
+		key = k
+		for _, m := range c.Members {
+			switch m.Name {
+			case p.Primary:
+				primary = m
+			case p.Backups[0]:
+				backup = m
+			}
+		}
+	}
+	if _, err := put(ctx, leader, "orders", key, "first"); err != nil {
+		t.Fatal(err)
+	}
+	c.Net.Cut(string(primary.Name), string(backup.Name))
+	if _, err := put(ctx, leader, "orders", key, "second"); err != nil {
+		t.Fatalf("write with an unreachable backup: %v", err)
+	}
+	// Acknowledged, so the backup must be out of the in-sync set in the
+	// committed table every member reads.
+	p, _ := leader.Node().Routing().Locate("orders", key)
+	if p.InSync(backup.Name) {
+		t.Fatalf("write acknowledged while the unreachable backup %s is still in sync: %+v", backup.Name, p)
+	}
+	c.Kill(primary.Index)
+	c.WaitFor(convergeTimeout, "the primary failed", func() error {
+		if m, _ := leader.Node().Routing().Member(primary.Name); m.State != metadata.MemberFailed {
+			return fmt.Errorf("primary is %s", m.State)
+		}
+		return nil
+	})
+	got, ok, err := get(ctx, leader, "orders", key)
+	switch {
+	case errors.Is(err, dataplane.ErrUnavailable):
+		// The only in-sync copy died: correct.
+	case err == nil && ok && got == "second":
+		// A copy with the write was promoted: also correct.
+	default:
+		t.Fatalf("after the primary died: %s = %q (found %v, err %v); want unavailable or \"second\"", key, got, ok, err)
+	}
+}
