@@ -8,6 +8,8 @@
 GO          ?= go
 BIN         := bin/olric-raft
 PKGS        := ./...
+# How many times make stress repeats the replication/failover tests.
+STRESS_REPLICATION ?= 5
 STATICCHECK_VERSION := v0.8.2
 GOBIN       := $(shell $(GO) env GOPATH)/bin
 STATICCHECK := $(GOBIN)/staticcheck
@@ -61,6 +63,7 @@ bench-compare:
 # on one identical, balanced routing version, race detector on.
 stress:
 	$(GO) test -race -count=20 -run 'TestFiveMembersStartedConcurrentlyConverge' ./integration
+	$(GO) test -race -count=$(STRESS_REPLICATION) -run 'TestReplication|TestDataPlaneWritesSurviveJoinAndLeave|TestPausedPrimary' ./integration
 	$(GO) test -race -count=20 -run 'Concurren|Subscribe|WaitApplied' ./fsm
 
 # Every Fuzz target for FUZZTIME each: a duration (10s) or a count (10000x, as CI does).

@@ -45,6 +45,8 @@
 //	olric_raft_member_primary_partitions     gauge    partitions this member is primary of
 //	olric_raft_member_backup_partitions      gauge    partitions this member is a backup of
 //	olric_raft_gossip_members                gauge    members memberlist knows (alive or suspect, this one included)
+//	olric_raft_routing_syncing_backups       gauge    backup slots still being filled from their primary (not promotable)
+//	olric_raft_member_lease_remaining_seconds gauge   time left on this member's primary lease (0: serves nothing)
 //
 // Data plane (this member's storage engine, primaries and backups; DMaps
 // beyond the first MaxDMapLabels (100) by name are summed into

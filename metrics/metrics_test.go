@@ -91,6 +91,7 @@ func (f *fakeSource) Routing() *metadata.RoutingTable      { return f.table }
 func (f *fakeSource) RaftStats() node.RaftStats            { return f.raft }
 func (f *fakeSource) EngineStats() (dataplane.Stats, bool) { return f.stats, f.open }
 func (f *fakeSource) GossipMembers() int                   { return 2 }
+func (f *fakeSource) LeaseRemaining() time.Duration        { return 750 * time.Millisecond }
 
 var _ metrics.Source = (*fakeSource)(nil)
 
@@ -135,6 +136,8 @@ func TestNodeCollectorFake(t *testing.T) {
 		"olric_raft_member_primary_partitions":               1,
 		"olric_raft_member_backup_partitions":                1,
 		"olric_raft_gossip_members":                          2,
+		"olric_raft_member_lease_remaining_seconds":          0.75,
+		"olric_raft_routing_syncing_backups":                 0,
 		"olric_raft_dataplane_open":                          0,
 	}
 	for k, v := range want {

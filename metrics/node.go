@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -21,6 +22,7 @@ type Source interface {
 	RaftStats() node.RaftStats
 	EngineStats() (dataplane.Stats, bool)
 	GossipMembers() int
+	LeaseRemaining() time.Duration
 }
 
 var _ Source = (*node.Node)(nil)
@@ -50,6 +52,8 @@ const (
 	namePrimaries      = "olric_raft_member_primary_partitions"
 	nameBackups        = "olric_raft_member_backup_partitions"
 	nameGossipMembers  = "olric_raft_gossip_members"
+	nameSyncing        = "olric_raft_routing_syncing_backups"
+	nameLease          = "olric_raft_member_lease_remaining_seconds"
 
 	nameDPOpen        = "olric_raft_dataplane_open"
 	nameDPPartitions  = "olric_raft_dataplane_partitions"
@@ -77,6 +81,8 @@ var (
 	descPrimaries      = family(namePrimaries, "Partitions this member is primary of.")
 	descBackups        = family(nameBackups, "Partitions this member is a backup of.")
 	descGossipMembers  = family(nameGossipMembers, "Members memberlist knows (alive or suspect, this one included).")
+	descSyncing        = family(nameSyncing, "Backup slots of the committed routing table still being filled from their primary (not yet in sync, not promotable).")
+	descLease          = family(nameLease, "Time left on this member's primary lease (0: it serves nothing as primary).")
 
 	descDPOpen        = family(nameDPOpen, "1 once this member's data plane is open (routing initialized), else 0.")
 	descDPPartitions  = family(nameDPPartitions, "Partitions this member's storage engine holds.")
@@ -92,7 +98,7 @@ var nodeDescs = []*prometheus.Desc{
 	descRaftLeader, descRaftState, descRaftTerm, descRaftLastIndex, descRaftCommitIndex,
 	descRaftApplied, descRaftLastContact,
 	descRoutingVersion, descMembers, descPartitions, descWritten, descPrimaries, descBackups,
-	descGossipMembers,
+	descGossipMembers, descSyncing, descLease,
 	descDPOpen, descDPPartitions, descDPKeys, descDPBytes, descDPLocks, descDPEvictions, descDPExpirations,
 }
 
@@ -139,6 +145,7 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 
 	c.collectRouting(g)
 	g(descGossipMembers, float64(c.src.GossipMembers()))
+	g(descLease, c.src.LeaseRemaining().Seconds())
 	c.collectDataPlane(ch, g)
 }
 
@@ -158,8 +165,9 @@ func (c nodeCollector) collectRouting(g func(*prometheus.Desc, float64, ...strin
 	g(descMembers, float64(members[metadata.MemberLeaving]), "leaving")
 	g(descMembers, float64(members[metadata.MemberFailed]), "failed")
 
-	var active, handoff, unavailable, written, primaries, backups int
+	var active, handoff, unavailable, written, primaries, backups, syncing int
 	for _, p := range t.Partitions {
+		syncing += len(p.Syncing)
 		switch p.State {
 		case metadata.PartitionActive:
 			active++
@@ -184,6 +192,7 @@ func (c nodeCollector) collectRouting(g func(*prometheus.Desc, float64, ...strin
 	g(descWritten, float64(written))
 	g(descPrimaries, float64(primaries))
 	g(descBackups, float64(backups))
+	g(descSyncing, float64(syncing))
 }
 
 func (c nodeCollector) collectDataPlane(ch chan<- prometheus.Metric, g func(*prometheus.Desc, float64, ...string)) {
