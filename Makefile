@@ -9,7 +9,7 @@ GO          ?= go
 BIN         := bin/olric-raft
 PKGS        := ./...
 # How many times make stress repeats the replication/failover tests.
-STRESS_REPLICATION ?= 5
+STRESS_REPLICATION ?= 3
 STATICCHECK_VERSION := v0.8.2
 GOBIN       := $(shell $(GO) env GOPATH)/bin
 STATICCHECK := $(GOBIN)/staticcheck

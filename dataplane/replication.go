@@ -1,12 +1,15 @@
 package dataplane
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/olric-raft/olric-raft/metadata"
 )
@@ -420,6 +423,20 @@ func (s *Service) sendBatch(l *peerLink, addr string, batch []repItem, bulk bool
 		}
 		req.Items = append(req.Items, item)
 	}
+	// Encode once, into a buffer sized for the batch: a copy of a
+	// partition is megabytes, and letting the encoder grow its buffer
+	// doubles and copies it over and over.
+	est := 256
+	for i := range batch {
+		est += batch[i].size() + 16
+	}
+	var buf bytes.Buffer
+	buf.Grow(est)
+	if err := msgpack.NewEncoder(&buf).Encode(&req); err != nil {
+		s.log.Error("encoding a replication batch", "err", err)
+		return
+	}
+	body := msgpack.RawMessage(buf.Bytes())
 	deadline := time.Now().Add(s.cfg.ReplicationTimeout)
 	wait := 5 * time.Millisecond
 	var reply replicateReply
@@ -427,7 +444,7 @@ func (s *Service) sendBatch(l *peerLink, addr string, batch []repItem, bulk bool
 	for {
 		ctx, cancel := context.WithDeadline(s.ctx, deadline)
 		reply = replicateReply{}
-		err = s.cfg.Caller.Call(ctx, addr, MethodReplicate, &req, &reply)
+		err = s.cfg.Caller.Call(ctx, addr, MethodReplicate, body, &reply)
 		cancel()
 		if err == nil && reply.Code == "" {
 			break

@@ -4,6 +4,8 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"os"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -184,6 +186,14 @@ func BenchmarkJoinRebalance(b *testing.B) {
 			}()
 		}
 		time.Sleep(200 * time.Millisecond) // writers warmed up (not a test: a benchmark's steady state)
+		var prof *os.File
+		if *rebalanceProfile != "" {
+			var err error
+			if prof, err = os.Create(*rebalanceProfile); err != nil {
+				b.Fatal(err)
+			}
+			_ = pprof.StartCPUProfile(prof)
+		}
 		b.StartTimer()
 		start := time.Now()
 		c.Start(3)
@@ -192,6 +202,10 @@ func BenchmarkJoinRebalance(b *testing.B) {
 		})
 		took := time.Since(start)
 		b.StopTimer()
+		if prof != nil {
+			pprof.StopCPUProfile()
+			_ = prof.Close()
+		}
 		stop.Store(true)
 		wg.Wait()
 		slices.Sort(lat)
@@ -228,7 +242,10 @@ func inSyncEverywhere(tbl *metadata.RoutingTable, members int) error {
 	return nil
 }
 
-var benchKeys = flag.Int("keys", 1_000_000, "keys loaded by BenchmarkJoinRebalance")
+var (
+	benchKeys        = flag.Int("keys", 1_000_000, "keys loaded by BenchmarkJoinRebalance")
+	rebalanceProfile = flag.String("rebalance-cpuprofile", "", "write a CPU profile of BenchmarkJoinRebalance's rebalance (not the loading) to this file")
+)
 
 // LANTimingForBench is the LAN timing profile (the one the README's
 // numbers are for).

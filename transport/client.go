@@ -85,7 +85,8 @@ func NewClient(m *Mux, opts ClientOptions) *Client {
 	return c
 }
 
-// Call sends method with req (msgpack-encoded; nil sends an empty body) to
+// Call sends method with req (msgpack-encoded; a msgpack.RawMessage is sent as
+// it is, already encoded; nil sends an empty body) to
 // the Handler at addr and decodes the response into resp (a pointer; nil
 // discards it). ctx's deadline travels with the request and bounds the
 // handler; when it passes first, Call returns an error wrapping ErrTimeout
@@ -97,7 +98,9 @@ func (c *Client) Call(ctx context.Context, addr, method string, req, resp any) e
 		return callCtxErr(method, addr, err)
 	}
 	var body []byte
-	if req != nil {
+	if raw, ok := req.(msgpack.RawMessage); ok {
+		body = raw // encoded by the caller (e.g. into a buffer of the right size)
+	} else if req != nil {
 		var err error
 		if body, err = msgpack.Marshal(req); err != nil {
 			return fmt.Errorf("transport: encode request of %s: %w", method, err)
@@ -307,7 +310,7 @@ func (cc *clientConn) roundTrip(ctx context.Context, r *request) (callResult, er
 	defer cc.inflight.Add(-1)
 	req := *r
 	req.ID = cc.nextID.Add(1)
-	frame, err := appendRequestFrame(nil, &req, cc.c.opts.MaxFrameSize)
+	frame, err := appendRequestFrame(make([]byte, 0, len(req.Body)+len(req.Method)+48), &req, cc.c.opts.MaxFrameSize)
 	if err != nil {
 		return callResult{}, fmt.Errorf("transport: call %s on %s: %w", r.Method, cc.addr, err)
 	}

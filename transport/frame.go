@@ -56,12 +56,19 @@ func readFrame(r io.Reader, maxSize int) ([]byte, error) {
 		}
 		return buf, nil
 	}
-	// Large frame: grow as the bytes arrive.
+	// Large frame: grow as the bytes arrive (never more than twice what
+	// arrived, so a lying length prefix costs little), doubling the
+	// capacity so that the copies add up to O(n).
 	buf := make([]byte, 0, frameAllocChunk)
 	for uint32(len(buf)) < n {
 		step := min(int(n)-len(buf), frameAllocChunk)
 		start := len(buf)
-		buf = append(buf, make([]byte, step)...)
+		if start+step > cap(buf) {
+			grown := make([]byte, start, min(int(n), max(2*cap(buf), start+step)))
+			copy(grown, buf)
+			buf = grown
+		}
+		buf = buf[:start+step]
 		if _, err := io.ReadFull(r, buf[start:]); err != nil {
 			return nil, noEOF(err)
 		}
