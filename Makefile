@@ -15,7 +15,7 @@ GOBIN       := $(shell $(GO) env GOPATH)/bin
 STATICCHECK := $(GOBIN)/staticcheck
 FUZZTIME    ?= 10s
 
-.PHONY: all build run test race lint bench bench-compare stress fuzz clean tools
+.PHONY: all build run test race lint bench bench-compare stress fuzz clean tools jepsen jepsen-test
 
 all: build
 
@@ -73,6 +73,26 @@ fuzz:
 	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; \
 	done
+
+# Jepsen-style partition tests (integration/jepsen, root only): five real
+# members in network namespaces, a nemesis, concurrent clients, checked
+# histories; a run folder per pass under JEPSEN_OUT. Exit 1 on any anomaly.
+#   make jepsen JEPSEN_ARGS='--time-limit 60s --nemesis partition-halves --workload register --seed 7'
+# or the variables JEPSEN_TIME_LIMIT, JEPSEN_NEMESIS, JEPSEN_WORKLOAD, JEPSEN_SEED.
+JEPSEN_TIME_LIMIT ?= 60s
+JEPSEN_NEMESIS    ?= partition-halves
+JEPSEN_WORKLOAD   ?= register
+JEPSEN_SEED       ?= 0
+JEPSEN_OUT        ?= jepsen-runs
+JEPSEN_ARGS       ?=
+jepsen:
+	$(GO) build -o bin/jepsen ./integration/jepsen/cmd/jepsen
+	bin/jepsen --time-limit $(JEPSEN_TIME_LIMIT) --nemesis $(JEPSEN_NEMESIS) --workload $(JEPSEN_WORKLOAD) --seed $(JEPSEN_SEED) --out $(JEPSEN_OUT) $(JEPSEN_ARGS)
+
+# The harness's own tests: its checkers catch a deliberately broken cluster
+# (--unsafe-test-fault ack-before-replication) and pass a correct one.
+jepsen-test:
+	$(GO) test -count=1 -v -timeout 15m ./integration/jepsen
 
 clean:
 	rm -rf bin

@@ -353,3 +353,17 @@ func (e *Engine) BackfillSnapshot(p uint32, under func(s *PartitionSnapshot)) er
 	under(part.copyLocked(p))
 	return nil
 }
+
+// WithSeq calls fn with partition p's sequence number while holding p's
+// lock: whatever fn registers sees exactly the mutations after that
+// number. fn must be quick and must not call the Engine.
+func (e *Engine) WithSeq(p uint32, fn func(seq uint64)) error {
+	part, err := e.partition(p)
+	if err != nil {
+		return err
+	}
+	part.mu.Lock()
+	defer part.mu.Unlock()
+	fn(part.seq)
+	return nil
+}

@@ -61,7 +61,11 @@ type replItem struct {
 	P     uint32             `msgpack:"p"`
 	Epoch uint64             `msgpack:"e"`
 	Snap  *PartitionSnapshot `msgpack:"snap,omitempty"`
-	Muts  []Mutation         `msgpack:"m,omitempty"`
+	// Resume, instead of a copy: the backup (the primary of the epoch
+	// before) keeps its own copy, which must be at sequence ResumeSeq.
+	Resume    bool       `msgpack:"res,omitempty"`
+	ResumeSeq uint64     `msgpack:"rsq,omitempty"`
+	Muts      []Mutation `msgpack:"m,omitempty"`
 }
 
 type replicateReply struct {
@@ -98,6 +102,17 @@ type replication struct {
 	// reports queued for the leader, keyed by (partition, member).
 	pending  map[reportKey]ReplicaReport
 	reportCh chan struct{}
+	// resume holds, per partition, a previous primary that may resume as
+	// a backup without a copy (see fencePrevious).
+	resume map[uint32]resumeHint
+}
+
+// resumeHint: the previous primary of a partition, fenced with the same
+// sequence number as ours, resumes as our backup without a copy.
+type resumeHint struct {
+	member metadata.NodeID
+	epoch  uint64
+	seq    uint64
 }
 
 type reportKey struct {
@@ -153,7 +168,9 @@ type repItem struct {
 	// detach and re-attach of the same backup, and is then dropped.
 	peer *repPeer
 	snap *PartitionSnapshot
-	m    Mutation
+	// resume: a Resume item at sequence m.Seq.
+	resume bool
+	m      Mutation
 }
 
 func (r *replication) broadcastLocked() {
@@ -280,6 +297,30 @@ func (s *Service) attach(p uint32, epoch uint64, m metadata.Member) {
 	r.mu.Unlock()
 	if skip {
 		return
+	}
+	r.mu.Lock()
+	hint, ok := r.resume[p]
+	delete(r.resume, p)
+	r.mu.Unlock()
+	if ok && hint.member == m.ID && hint.epoch == epoch {
+		resumed := false
+		_ = s.engine.WithSeq(p, func(seq uint64) {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			rp := &r.parts[p]
+			if seq != hint.seq || rp.epoch != epoch || rp.peers[m.ID] != nil {
+				return
+			}
+			link := s.linkLocked(m.ID, m.ClusterAddr)
+			peer := &repPeer{link: link, snapSeq: seq}
+			rp.peers[m.ID] = peer
+			link.queue = append(link.queue, repItem{p: p, epoch: epoch, peer: peer, resume: true, m: Mutation{Seq: seq}})
+			link.kick()
+			resumed = true
+		})
+		if resumed {
+			return
+		}
 	}
 	_ = s.engine.BackfillSnapshot(p, func(snap *PartitionSnapshot) {
 		r.mu.Lock()
@@ -413,12 +454,15 @@ func (s *Service) sendBatch(l *peerLink, addr string, batch []repItem, bulk bool
 	req := replicateRequest{From: s.self, Version: s.cfg.Routing.Routing().Version}
 	for _, it := range batch {
 		k := len(req.Items) - 1
-		if it.snap == nil && k >= 0 && req.Items[k].P == it.p && req.Items[k].Epoch == it.epoch {
+		if it.snap == nil && !it.resume && k >= 0 && req.Items[k].P == it.p && req.Items[k].Epoch == it.epoch {
 			req.Items[k].Muts = append(req.Items[k].Muts, it.m)
 			continue
 		}
 		item := replItem{P: it.p, Epoch: it.epoch, Snap: it.snap}
-		if it.snap == nil {
+		switch {
+		case it.resume:
+			item.Resume, item.ResumeSeq = true, it.m.Seq
+		case it.snap == nil:
 			item.Muts = []Mutation{it.m}
 		}
 		req.Items = append(req.Items, item)
@@ -748,6 +792,13 @@ func (s *Service) applyItem(t *metadata.RoutingTable, from metadata.NodeID, it *
 		}
 	}
 	s.mu.Lock()
+	if it.Resume && it.Snap == nil && s.mu.resumable[it.P] == it.Epoch && s.mu.ready[it.P] == 0 &&
+		s.mu.pulling[it.P] == 0 && s.engine.Seq(it.P) == it.ResumeSeq {
+		// Our own copy (we led the partition at the epoch before, and
+		// are fenced) is the new primary's: same stream, same number.
+		s.mu.backupAt[it.P] = it.Epoch
+		s.mu.resumable[it.P] = 0
+	}
 	attached := s.mu.backupAt[it.P] == it.Epoch
 	s.mu.Unlock()
 	if !attached {

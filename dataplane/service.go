@@ -112,6 +112,11 @@ type Service struct {
 		// backupAt[p] is the leader epoch at which this member installed
 		// a copy of p from its primary and applies its stream (0: none).
 		backupAt []uint64
+		// resumable[p] is the epoch of the primary this member was just
+		// promoted away from (it led p at the epoch before and fenced it
+		// for this one): it may become that primary's backup without a
+		// copy if their sequence numbers match (0: no).
+		resumable []uint64
 	}
 	rep replication
 	sem chan struct{}
@@ -162,6 +167,8 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	s.mu.held = make([]uint64, n)
 	s.mu.marking = make(map[uint32]chan struct{})
 	s.mu.backupAt = make([]uint64, n)
+	s.mu.resumable = make([]uint64, n)
+	s.rep.resume = make(map[uint32]resumeHint)
 	s.rep.parts = make([]repPart, n)
 	s.rep.links = make(map[metadata.NodeID]*peerLink)
 	s.rep.changed = make(chan struct{})
@@ -204,6 +211,9 @@ func (s *Service) OnRouting(t *metadata.RoutingTable) {
 				s.mu.ready[p.ID] = 0
 			}
 			s.engine.Fence(p.ID, p.LeaderEpoch)
+			if s.mu.resumable[p.ID] != 0 && s.mu.resumable[p.ID] != p.LeaderEpoch {
+				s.mu.resumable[p.ID] = 0
+			}
 			if s.mu.backupAt[p.ID] != 0 && !slices.Contains(p.Backups, s.self) &&
 				s.mu.held[p.ID] == 0 && s.mu.pulling[p.ID] == 0 {
 				// No longer a backup: the copy goes (unless the new
@@ -418,6 +428,11 @@ func (s *Service) becomeReady(p metadata.Partition, install *PartitionSnapshot) 
 
 // fencePrevious has the previous primary of p fence it at p's epoch: after
 // that, it can neither take a write nor serve a read of the old epoch.
+//
+// When the previous primary will back the partition up and its sequence
+// number equals ours, the two copies are the same (both are that
+// primary's stream at the epoch before, up to that number): it resumes
+// as our backup without a copy (see attach).
 func (s *Service) fencePrevious(p metadata.Partition, prev metadata.Member) error {
 	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
 	defer cancel()
@@ -428,6 +443,11 @@ func (s *Service) fencePrevious(p metadata.Partition, prev metadata.Member) erro
 	if reply.Code != "" {
 		return fmt.Errorf("fencing partition %d on %s refused: %s: %s", p.ID, prev.ID, reply.Code, reply.Message)
 	}
+	if reply.Resumable && reply.Seq == s.engine.Seq(p.ID) {
+		s.rep.mu.Lock()
+		s.rep.resume[p.ID] = resumeHint{member: prev.ID, epoch: p.LeaderEpoch, seq: reply.Seq}
+		s.rep.mu.Unlock()
+	}
 	return nil
 }
 
@@ -435,6 +455,11 @@ type transferReply struct {
 	Code     string             `msgpack:"code,omitempty"`
 	Message  string             `msgpack:"msg,omitempty"`
 	Snapshot *PartitionSnapshot `msgpack:"snap,omitempty"`
+	// A fence-only answer from the primary of the epoch just before:
+	// its sequence number for the partition once fenced, and whether it
+	// may resume as a backup from there (Resumable).
+	Seq       uint64 `msgpack:"seq,omitempty"`
+	Resumable bool   `msgpack:"rs,omitempty"`
 }
 
 var errNotHolder = errors.New("dataplane: previous primary does not hold the partition")
@@ -506,15 +531,26 @@ func (s *Service) serveTransfer(ctx context.Context, req transferRequest) transf
 		// serve. Our copy stays only if we are to back it up.
 		s.mu.Lock()
 		s.engine.Fence(p.ID, req.Epoch)
-		s.mu.ready[p.ID] = 0 // (OnRouting may not have seen this table yet)
+		var reply transferReply
+		held := s.mu.held[p.ID]
+		if s.mu.ready[p.ID] != 0 {
+			held = s.mu.ready[p.ID] // (OnRouting may not have seen this table yet)
+		}
+		s.mu.ready[p.ID] = 0
 		if p.PrevPrimary == s.self {
+			if held == p.PrevEpoch && held != 0 && p.LeaderEpoch == req.Epoch && slices.Contains(p.Backups, s.self) {
+				// We led it at the epoch before, and back it up now: we
+				// may resume from our own copy if it matches.
+				s.mu.resumable[p.ID] = req.Epoch
+				reply.Seq, reply.Resumable = s.engine.Seq(p.ID), true
+			}
 			s.mu.held[p.ID] = 0
 			if s.mu.backupAt[p.ID] == 0 && s.mu.pulling[p.ID] == 0 && !p.Holds(s.self) {
 				s.engine.Drop(p.ID)
 			}
 		}
 		s.mu.Unlock()
-		return transferReply{}
+		return reply
 	}
 	if p.LeaderEpoch != req.Epoch || p.Primary == s.self || p.PrevPrimary != s.self {
 		return transferReply{Code: CodeStaleRouting, Message: fmt.Sprintf("partition %d is at epoch %d led by %q (previously %q)", p.ID, p.LeaderEpoch, p.Primary, p.PrevPrimary)}

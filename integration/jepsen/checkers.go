@@ -213,13 +213,21 @@ func CheckRegister(ops []Op, dir string, timeout time.Duration) Check {
 	return c
 }
 
+// SetFinal is the set's final read: a scan of the whole DMap when one
+// succeeded (Scanned), else a GET of every attempted element, minus those
+// that could not be read (Unreadable: their partition stayed unavailable).
+type SetFinal struct {
+	Scanned    bool
+	Elems      []string
+	Unreadable map[string]bool
+}
+
 // CheckSet compares the acknowledged adds with the final read: lost
-// (acknowledged, missing), unexpected (present, never attempted) and
-// duplicated (listed twice) elements. Indeterminate adds may be present or
-// not. The final read is the op with F "final-read" whose Value is the
-// elements as a JSON-less comma list (see setFinal); without one, the
-// check reports "no-final-read".
-func CheckSet(ops []Op, final []string, finalOK bool) Check {
+// (acknowledged, missing), failed-but-present (refused for sure, yet
+// there), unexpected (present, never attempted) and duplicated (listed
+// twice) elements. Indeterminate adds may be present or not. Elements the
+// final read could not read are left out, and noted.
+func CheckSet(ops []Op, fin SetFinal) Check {
 	var c Check
 	c.count(ops, "set", "add")
 	attempted := map[string]Outcome{}
@@ -228,12 +236,12 @@ func CheckSet(ops []Op, final []string, finalOK bool) Check {
 			attempted[op.Key] = op.Type
 		}
 	}
-	if !finalOK {
-		c.Unknown = "the final read never succeeded"
+	if !fin.Scanned && len(fin.Elems) == 0 && len(fin.Unreadable) == 0 && len(attempted) > 0 {
+		c.Unknown = "no final read"
 		return c
 	}
 	seen := map[string]int{}
-	for _, e := range final {
+	for _, e := range fin.Elems {
 		seen[e]++
 	}
 	var keys []string
@@ -241,9 +249,15 @@ func CheckSet(ops []Op, final []string, finalOK bool) Check {
 		keys = append(keys, e)
 	}
 	sort.Strings(keys)
-	recovered := 0
+	recovered, unreadableAcked := 0, 0
 	for _, e := range keys {
 		t := attempted[e]
+		if fin.Unreadable[e] {
+			if t == OK {
+				unreadableAcked++
+			}
+			continue
+		}
 		switch {
 		case t == OK && seen[e] == 0:
 			c.anomaly("lost", "%s was acknowledged but is missing", e)
@@ -266,7 +280,14 @@ func CheckSet(ops []Op, final []string, finalOK bool) Check {
 			c.anomaly("duplicated", "%s listed %d times", e, seen[e])
 		}
 	}
-	c.Notes = append(c.Notes, fmt.Sprintf("final read: %d elements; %d indeterminate adds present", len(final), recovered))
+	how := "scan"
+	if !fin.Scanned {
+		how = "GET of each attempted element (no scan succeeded)"
+	}
+	c.Notes = append(c.Notes, fmt.Sprintf("final read by %s: %d present; %d indeterminate adds present", how, len(fin.Elems), recovered))
+	if len(fin.Unreadable) > 0 {
+		c.Notes = append(c.Notes, fmt.Sprintf("%d elements unreadable (%d of them acknowledged): not checked", len(fin.Unreadable), unreadableAcked))
+	}
 	return c
 }
 

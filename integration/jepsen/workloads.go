@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand"
 	"net/http"
+	"net/url"
 	"sort"
 	"strconv"
 	"sync"
@@ -187,10 +188,9 @@ func (w *registerWorkload) check(ops []Op, dir string) Check {
 // setWorkload adds unique elements, each its own key of one DMap, and at
 // the end lists the DMap with a scan.
 type setWorkload struct {
-	mu      sync.Mutex
-	recent  string // a recently added element (the hot key)
-	elems   []string
-	finalOK bool
+	mu     sync.Mutex
+	recent string // a recently added element (the hot key)
+	fin    SetFinal
 }
 
 func (w *setWorkload) name() string { return WorkloadSet }
@@ -219,10 +219,14 @@ func (w *setWorkload) client(ctx context.Context, c *client) {
 	}
 }
 
-// final scans the whole DMap (every page) from one member, retrying from
-// the start on any error until ctx ends.
+// final lists the whole DMap with a scan (every page, from one member),
+// retrying for up to 20 s; if no scan succeeds (some partition stays
+// unavailable), it reads every attempted element with a GET instead, and
+// the elements it cannot read are left out of the check.
 func (w *setWorkload) final(ctx context.Context, e *env) {
-	for attempt := 0; ctx.Err() == nil; attempt++ {
+	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	for attempt := 0; sctx.Err() == nil; attempt++ {
 		h := e.hosts[attempt%len(e.hosts)]
 		var all []string
 		cursor, ok := "", true
@@ -231,7 +235,7 @@ func (w *setWorkload) final(ctx context.Context, e *env) {
 				Keys   []string `json:"keys"`
 				Cursor string   `json:"cursor"`
 			}
-			code, err := e.api.getJSON(ctx, h.HTTP(), "/v1/dmaps/"+setDMap+"/keys?limit=1000&cursor="+cursor, &page)
+			code, err := e.api.getJSON(sctx, h.HTTP(), "/v1/dmaps/"+setDMap+"/keys?limit=1000&cursor="+url.QueryEscape(cursor), &page)
 			if err != nil || code != http.StatusOK {
 				ok = false
 				break
@@ -245,19 +249,62 @@ func (w *setWorkload) final(ctx context.Context, e *env) {
 		if ok {
 			sort.Strings(all)
 			w.mu.Lock()
-			w.elems, w.finalOK = all, true
+			w.fin = SetFinal{Scanned: true, Elems: all}
 			w.mu.Unlock()
-			e.hist.Add(Op{Workload: WorkloadSet, F: "final-read", Type: OK, Node: h.ID, Value: fmt.Sprintf("%d elements", len(all)), Call: e.hist.Now(), Return: e.hist.Now()})
+			e.hist.Add(Op{Workload: WorkloadSet, F: "final-read", Type: OK, Node: h.ID, Value: fmt.Sprintf("scan: %d elements", len(all)), Call: e.hist.Now(), Return: e.hist.Now()})
 			return
 		}
-		waitCtx(ctx, time.Second)
+		waitCtx(sctx, time.Second)
 	}
+	// Element by element.
+	var keys []string
+	for _, op := range e.hist.Ops() {
+		if op.Workload == WorkloadSet && op.F == "add" {
+			keys = append(keys, op.Key)
+		}
+	}
+	fin := SetFinal{Unreadable: map[string]bool{}}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	next := make(chan string)
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := range next {
+				var found, read bool
+				for a := 0; a < 3 && ctx.Err() == nil && !read; a++ {
+					r := e.api.do(ctx, http.MethodGet, e.hosts[(i+a)%len(e.hosts)].HTTP(), keyPath(setDMap, k), nil)
+					f, _, _, err := getValue(r)
+					found, read = f, err == nil
+				}
+				mu.Lock()
+				switch {
+				case !read:
+					fin.Unreadable[k] = true
+				case found:
+					fin.Elems = append(fin.Elems, k)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for _, k := range keys {
+		next <- k
+	}
+	close(next)
+	wg.Wait()
+	sort.Strings(fin.Elems)
+	w.mu.Lock()
+	w.fin = fin
+	w.mu.Unlock()
+	e.hist.Add(Op{Workload: WorkloadSet, F: "final-read", Type: OK, Value: fmt.Sprintf("gets: %d present, %d unreadable", len(fin.Elems), len(fin.Unreadable)), Call: e.hist.Now(), Return: e.hist.Now()})
 }
 
 func (w *setWorkload) check(ops []Op, _ string) Check {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return CheckSet(ops, w.elems, w.finalOK)
+	return CheckSet(ops, w.fin)
 }
 
 // ---- counter ----
