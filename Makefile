@@ -83,7 +83,7 @@ JEPSEN_TIME_LIMIT ?= 60s
 JEPSEN_NEMESIS    ?= partition-halves
 JEPSEN_WORKLOAD   ?= register
 JEPSEN_SEED       ?= 0
-JEPSEN_OUT        ?= jepsen-runs
+JEPSEN_OUT        ?= /tmp/olric-raft-jepsen
 JEPSEN_ARGS       ?=
 jepsen:
 	$(GO) build -o bin/jepsen ./integration/jepsen/cmd/jepsen

@@ -183,9 +183,14 @@
 //     backup and queues the copy on the backup's sender, so the mutations
 //     that follow (Engine.OnMutation, also under the partition lock) are
 //     queued right after it, with no gap and no overlap.
-//  2. Send. One sender goroutine per backup member sends its queue in
-//     order, one batch at a time (up to 8192 mutations or 8 MiB; a copy
-//     rides alone), retrying a batch for ReplicationTimeout. The backup
+//  2. Send. One sender goroutine per backup member sends, one batch at a
+//     time (up to 8192 mutations or 8 MiB), from two lanes: copies, and
+//     the mutations queued behind a copy until it is delivered, go in the
+//     bulk lane, paced to BackfillRate bytes per second (default
+//     256 MiB/s); the mutations of attached partitions go in the other
+//     lane, first, so a copy never delays another partition's writes.
+//     Order is kept per partition. A batch is encoded once into a buffer
+//     of its size and retried for ReplicationTimeout. The backup
 //     (serveReplicate) checks each item against its own committed table —
 //     the sender must be the partition's primary at that epoch and this
 //     member one of its backups, waiting for the sender's routing version
@@ -209,7 +214,12 @@
 //
 // After any change of primary the FSM marks every backup syncing (a
 // surviving backup may hold a write the new primary never saw, or miss
-// one it did), so every backup is refilled from the new primary. A backup
+// one it did), so every backup is refilled from the new primary — except
+// the previous primary of a promotion when it answered the fence with the
+// new primary's own sequence number: both copies are then the previous
+// primary's stream up to that number, so it resumes as a backup from its
+// own copy (a Resume item instead of a copy), which halves what a staged
+// move copies. A backup
 // that is no longer listed drops its copy, unless the new primary may
 // still pull it or it was promoted and is still fencing the primary before
 // it. The copy of one partition must fit one RPC frame (64 MiB).

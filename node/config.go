@@ -68,9 +68,9 @@ func (t Timing) LeaseDriftMargin() time.Duration {
 // LANTiming is the profile for members on one local network.
 func LANTiming() Timing {
 	return Timing{
-		RaftHeartbeatTimeout:    1000 * time.Millisecond,
-		RaftElectionTimeout:     1000 * time.Millisecond,
-		RaftLeaderLeaseTimeout:  500 * time.Millisecond,
+		RaftHeartbeatTimeout:    500 * time.Millisecond,
+		RaftElectionTimeout:     500 * time.Millisecond,
+		RaftLeaderLeaseTimeout:  250 * time.Millisecond,
 		RaftCommitTimeout:       20 * time.Millisecond,
 		GossipProbeInterval:     1 * time.Second,
 		GossipProbeTimeout:      500 * time.Millisecond,

@@ -2,11 +2,13 @@ package jepsen
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand"
 	"net/http"
 	"net/url"
+	"os"
 	"sort"
 	"strings"
 	"time"
@@ -349,3 +351,16 @@ func (c *cluster) waitHealthy(ctx context.Context) error {
 
 // errNotWhole: the cluster settled with partitions that are not whole.
 var errNotWhole = errors.New("cluster settled, not whole")
+
+// saveRouting writes the routing table as one member sees it (the first
+// that answers) to path, for the post-mortem.
+func (c *cluster) saveRouting(ctx context.Context, path string) {
+	for _, h := range c.hosts.List {
+		var rt json.RawMessage
+		code, err := c.api.getJSON(ctx, h.HTTP(), "/v1/cluster/routing", &rt)
+		if err == nil && code == http.StatusOK {
+			_ = os.WriteFile(path, rt, 0o644)
+			return
+		}
+	}
+}

@@ -248,6 +248,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		w.final(fctx, e)
 	}
 	fcancel()
+	cl.saveRouting(ctx, filepath.Join(dir, "routing-final.json"))
 
 	ops := hist.Ops()
 	if err := WriteJSONL(filepath.Join(dir, "history.jsonl"), ops); err != nil {

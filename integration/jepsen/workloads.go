@@ -386,7 +386,6 @@ func (w *lockWorkload) client(ctx context.Context, c *client) {
 			}
 			op.Token = tok
 		}
-		process := c.process
 		c.record(op, r, t)
 		if t == OK {
 			time.Sleep(time.Duration(10+c.rng.Intn(40)) * time.Millisecond)
@@ -394,7 +393,6 @@ func (w *lockWorkload) client(ctx context.Context, c *client) {
 			un := Op{Workload: WorkloadLock, F: "unlock", Key: lockKey, Token: op.Token, Node: h.ID}
 			un.Call = c.e.hist.Now()
 			r := c.e.api.do(ctx, http.MethodPost, h.HTTP(), keyPath(lockDMap, lockKey)+"/unlock", map[string]any{"token": op.Token})
-			c.process = process // the unlock belongs to the holder
 			c.record(un, r, r.outcome())
 		}
 		c.think()
