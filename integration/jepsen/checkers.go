@@ -286,7 +286,7 @@ func CheckSet(ops []Op, fin SetFinal) Check {
 	}
 	c.Notes = append(c.Notes, fmt.Sprintf("final read by %s: %d present; %d indeterminate adds present", how, len(fin.Elems), recovered))
 	if len(fin.Unreadable) > 0 {
-		c.Notes = append(c.Notes, fmt.Sprintf("%d elements unreadable (%d of them acknowledged): not checked", len(fin.Unreadable), unreadableAcked))
+		c.Unknown = fmt.Sprintf("%d elements unreadable (%d of them acknowledged): not checked", len(fin.Unreadable), unreadableAcked)
 	}
 	return c
 }
