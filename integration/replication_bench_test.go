@@ -168,6 +168,13 @@ func BenchmarkJoinRebalance(b *testing.B) {
 		var stop atomic.Bool
 		var mu sync.Mutex
 		var lat []time.Duration
+		type slowWrite struct {
+			d    time.Duration
+			at   time.Time
+			key  string
+			errs string
+		}
+		var slow []slowWrite
 		for w := range 8 {
 			wg.Add(1)
 			go func() {
@@ -175,11 +182,15 @@ func BenchmarkJoinRebalance(b *testing.B) {
 				m := c.Members[w%3]
 				for i := 0; !stop.Load(); i++ {
 					t0 := time.Now()
-					_, err := m.Node().Do(ctx, &dataplane.Request{Op: dataplane.OpPut, DMap: "bench", Key: fmt.Sprintf("key-%09d", (i*7919+w)%n), Value: value})
+					key := fmt.Sprintf("key-%09d", (i*7919+w)%n)
+					_, err := m.Node().Do(ctx, &dataplane.Request{Op: dataplane.OpPut, DMap: "bench", Key: key, Value: value})
 					d := time.Since(t0)
 					if err == nil {
 						mu.Lock()
 						lat = append(lat, d)
+						if d > 100*time.Millisecond {
+							slow = append(slow, slowWrite{d: d, at: t0, key: key})
+						}
 						mu.Unlock()
 					}
 				}
@@ -209,6 +220,11 @@ func BenchmarkJoinRebalance(b *testing.B) {
 		stop.Store(true)
 		wg.Wait()
 		slices.Sort(lat)
+		slices.SortFunc(slow, func(a, b slowWrite) int { return int(b.d - a.d) })
+		for _, sw := range slow[:min(len(slow), 5)] {
+			p := metadata.PartitionOf("bench", sw.key, c.Members[0].Node().Routing().PartitionCount)
+			b.Logf("slow write: %s, started %s after the join began, partition %d", sw.d.Round(time.Millisecond), sw.at.Sub(start).Round(time.Millisecond), p)
+		}
 		b.ReportMetric(float64(took.Milliseconds()), "rebalance-ms")
 		if len(lat) > 0 {
 			b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-write-ms")
