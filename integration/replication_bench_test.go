@@ -169,10 +169,9 @@ func BenchmarkJoinRebalance(b *testing.B) {
 		var mu sync.Mutex
 		var lat []time.Duration
 		type slowWrite struct {
-			d    time.Duration
-			at   time.Time
-			key  string
-			errs string
+			d   time.Duration
+			at  time.Time
+			key string
 		}
 		var slow []slowWrite
 		for w := range 8 {
