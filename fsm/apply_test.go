@@ -621,3 +621,41 @@ func TestApplyDerivesSyncingAndPromoted(t *testing.T) {
 		t.Fatalf("promoting an in-sync backup: %+v", got)
 	}
 }
+
+// TestApplyMarkWrittenCommutes: a mark computed from an older version still
+// applies when its partition did not change since, and is refused when it
+// did; other commands still need the current version.
+func TestApplyMarkWrittenCommutes(t *testing.T) {
+	f := newInitialized(t, 4, 3, 2)
+	base := f.Routing()
+	// An unrelated change moves the version on.
+	other := base.Partitions[1].Clone()
+	other.Written = true
+	cur := mustApply(t, f, 10, fsm.CommandMarkWritten, fsm.Change{ExpectVersion: base.Version, Partitions: []metadata.Partition{other}})
+	p := base.Partitions[2].Clone()
+	p.Written = true
+	next := mustApply(t, f, 11, fsm.CommandMarkWritten, fsm.Change{ExpectVersion: base.Version, Partitions: []metadata.Partition{p}})
+	if !next.Partitions[2].Written || next.Version == cur.Version {
+		t.Fatalf("stale-version mark not applied: %+v", next.Partitions[2])
+	}
+	// The partition changes (new primary): a mark of the old one is refused.
+	moved := next.Partitions[3].Clone()
+	stale := moved.Clone()
+	stale.Written = true
+	for _, m := range next.Members {
+		if !moved.Holds(m.ID) {
+			moved.Backups = []metadata.NodeID{m.ID}
+		}
+	}
+	next = mustApply(t, f, 12, fsm.CommandRebalance, fsm.Change{ExpectVersion: next.Version, Partitions: []metadata.Partition{moved}})
+	if res := apply(t, f, 13, fsm.CommandMarkWritten, fsm.Change{ExpectVersion: base.Version, Partitions: []metadata.Partition{stale}}); !errors.Is(res.Err, fsm.ErrInvalidChange) {
+		t.Fatalf("mark of a partition that changed since: %v", res.Err)
+	}
+	// A future version is refused; a rebalance still needs the current one.
+	if res := apply(t, f, 14, fsm.CommandMarkWritten, fsm.Change{ExpectVersion: next.Version + 100, Partitions: []metadata.Partition{stale}}); !errors.Is(res.Err, fsm.ErrVersionConflict) {
+		t.Fatalf("mark from the future: %v", res.Err)
+	}
+	if res := apply(t, f, 15, fsm.CommandRebalance, fsm.Change{ExpectVersion: base.Version, Partitions: []metadata.Partition{moved}}); !errors.Is(res.Err, fsm.ErrVersionConflict) {
+		t.Fatalf("stale rebalance: %v", res.Err)
+	}
+}

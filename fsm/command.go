@@ -46,13 +46,15 @@ const (
 	// CommandMarkWritten records that partitions are about to take their
 	// first write (their primary waits for it before acknowledging). Body
 	// Change: Partitions non-empty, each identical to the current one but
-	// for Written = true; nothing else.
+	// for Written = true; nothing else. Its ExpectVersion may be older than
+	// the current version (the partitions themselves are compared).
 	CommandMarkWritten CommandType = 9
 	// CommandReplicaInSync records that syncing backups caught up with
 	// their primary and join the in-sync set (proposed by the primary
 	// through the leader). Body Change: Partitions non-empty, each
 	// identical to the current one but for a Syncing list that is a strict
-	// subset of the current one; nothing else.
+	// subset of the current one; nothing else. Like mark_written, it may
+	// name an older ExpectVersion.
 	CommandReplicaInSync CommandType = 10
 )
 

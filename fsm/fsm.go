@@ -390,8 +390,16 @@ func changeTable(cur *metadata.RoutingTable, typ CommandType, c *Change) (*metad
 	if !cur.Initialized() {
 		return nil, rejectf(ErrNotInitialized, "%s", typ)
 	}
-	if c.ExpectVersion != cur.Version {
+	// mark_written and replica_in_sync change one flag of partitions and
+	// are checked against the current partitions themselves (checkShape:
+	// each must be exactly the current one but for that flag), so they
+	// commute with unrelated changes: many primaries mark partitions at
+	// once without refusing each other for a stale version.
+	if c.ExpectVersion != cur.Version && typ != CommandMarkWritten && typ != CommandReplicaInSync {
 		return nil, rejectf(ErrVersionConflict, "%s expects version %d, current is %d", typ, c.ExpectVersion, cur.Version)
+	}
+	if c.ExpectVersion > cur.Version {
+		return nil, rejectf(ErrVersionConflict, "%s expects version %d, current is only %d", typ, c.ExpectVersion, cur.Version)
 	}
 	if err := checkShape(cur, typ, c); err != nil {
 		return nil, err
