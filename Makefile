@@ -3,7 +3,7 @@
 #   make run    start a single-node dev cluster in the foreground
 #   make test   the full test suite with the race detector
 #
-# Everything else: build, lint, bench, stress, fuzz, clean.
+# Everything else: build, lint, bench, stress, fuzz, clean, ui-deps.
 
 GO          ?= go
 BIN         := bin/olric-raft
@@ -15,7 +15,7 @@ GOBIN       := $(shell $(GO) env GOPATH)/bin
 STATICCHECK := $(GOBIN)/staticcheck
 FUZZTIME    ?= 10s
 
-.PHONY: all build run test race lint bench bench-compare stress fuzz clean tools jepsen jepsen-test
+.PHONY: all build run test race lint bench bench-compare stress fuzz clean tools jepsen jepsen-test ui-deps
 
 all: build
 
@@ -42,6 +42,15 @@ lint: $(STATICCHECK)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(STATICCHECK) $(PKGS)
+
+# Chromium, for the headless-browser test of the /ui/ page
+# (integration/ui_test.go, which fails instead of skipping under CI=true).
+# Idempotent: installs only when no chromium is in PATH (Debian, root).
+ui-deps:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update && apt-get install -y chromium; \
+	else echo "chromium: $$(command -v chromium)"; fi
 
 # Go benchmarks: placement, RPC, the FSM, cluster convergence and routing
 # propagation. Numbers in the README come from these commands.

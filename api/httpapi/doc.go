@@ -30,6 +30,9 @@
 //	GET    /metrics                           Prometheus text format of Options.Registry (only
 //	                                          when set; then every request is counted by route
 //	                                          pattern, "unmatched" for 404/405)
+//	GET    /ui/                               the live cluster page (package ui: HTML, app.js,
+//	                                          style.css, embedded; 404 for other files); it polls
+//	                                          the routes above. GET /ui redirects (301) to /ui/
 //
 // Data plane (dmaps.go; DESIGN.md §4-§5). Every route answers 503
 // unavailable (with Retry-After) while the key's partition has no primary

@@ -43,6 +43,8 @@ type partitionJSON struct {
 	State       string            `json:"state"`
 	LeaderEpoch uint64            `json:"leader_epoch"`
 	HandoffTo   metadata.NodeID   `json:"handoff_to,omitempty"`
+	// Syncing lists the backups still being filled from the primary.
+	Syncing []metadata.NodeID `json:"syncing,omitempty"`
 }
 
 type routingResponse struct {
@@ -127,7 +129,7 @@ func toPartitionJSON(p metadata.Partition) partitionJSON {
 	}
 	return partitionJSON{
 		ID: p.ID, Primary: p.Primary, Backups: backups, State: p.State.String(),
-		LeaderEpoch: p.LeaderEpoch, HandoffTo: p.HandoffTo,
+		LeaderEpoch: p.LeaderEpoch, HandoffTo: p.HandoffTo, Syncing: p.Syncing,
 	}
 }
 

@@ -197,6 +197,9 @@ func (a *api) routes() {
 	if a.registry != nil {
 		a.handle("GET /metrics", a.getMetrics)
 	}
+	// The live cluster page (ui.go): static, embedded assets.
+	a.handle("GET /ui", a.getUIRedirect)
+	a.handle("GET /ui/{file...}", a.getUI)
 
 	// The data plane (dmaps.go). {key} is one path segment: a key holding
 	// '/' (or any other byte) is percent-encoded, and PathValue unescapes it.
