@@ -547,3 +547,56 @@ func TestReplicationUnreachableBackupIsRemovedNotSkipped(t *testing.T) {
 		t.Fatalf("after the primary died: %s = %q (found %v, err %v); want unavailable or \"second\"", key, got, ok, err)
 	}
 }
+
+// TestReplicationTwoMembersCutOffTogether: with replicas=3 on five
+// members, cutting two members off at once (a 2|3 split) leaves every
+// partition served by the majority with all its data: both minority
+// members fail in one entry, so no partition is promoted to a member that
+// is itself about to fail (which would reset the majority's copies to
+// refill from it). Regression test for a Jepsen harness finding.
+func TestReplicationTwoMembersCutOffTogether(t *testing.T) {
+	c := testcluster.New(t, 5, testcluster.Options{Replicas: 3, RaftVoters: 5})
+	c.StartAll()
+	c.WaitConverged(convergeTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*convergeTimeout)
+	defer cancel()
+	leader := c.Leader(convergeTimeout)
+	c.WaitFor(convergeTimeout, "backups in sync", func() error {
+		return inSyncEverywhere(leader.Node().Routing(), 5)
+	})
+	const n = 600
+	for i := range n {
+		if _, err := put(ctx, leader, "orders", fmt.Sprintf("k%d", i), fmt.Sprintf("v%d", i)); err != nil {
+			t.Fatalf("put k%d: %v", i, err)
+		}
+	}
+	var majority, minority []string
+	for _, m := range c.Members {
+		if m == leader || len(majority) < 3 && len(minority) == 2 {
+			majority = append(majority, string(m.Name))
+		} else if len(minority) < 2 {
+			minority = append(minority, string(m.Name))
+		} else {
+			majority = append(majority, string(m.Name))
+		}
+	}
+	c.Net.Partition(majority, minority)
+	c.WaitFor(convergeTimeout, "the minority failed", func() error {
+		tbl := leader.Node().Routing()
+		for _, id := range minority {
+			if m, _ := tbl.Member(metadata.NodeID(id)); m.State != metadata.MemberFailed {
+				return fmt.Errorf("%s is %s", id, m.State)
+			}
+		}
+		return nil
+	})
+	if err := allActive(leader.Node().Routing()); err != nil {
+		t.Fatalf("after a 2|3 split with replicas=3: %v", err)
+	}
+	for i := range n {
+		got, ok, err := get(ctx, leader, "orders", fmt.Sprintf("k%d", i))
+		if err != nil || !ok || got != fmt.Sprintf("v%d", i) {
+			t.Fatalf("after the split: k%d = %q (found %v, err %v)", i, got, ok, err)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -254,10 +255,35 @@ func (r *reconciler) step() (bool, error) {
 			return r.propose(fsm.CommandMemberJoin, t, []metadata.Member{nm}, nil, t.AliveMembers(),
 				fmt.Sprintf("member %s is reachable again; it rejoins empty", m.ID))
 		case m.State == metadata.MemberAlive && r.failed(o, m.ID, now):
-			fm := m
-			fm.State = metadata.MemberFailed
-			return r.propose(fsm.CommandMemberFailed, t, []metadata.Member{fm}, nil, without(t.AliveMembers(), m.ID),
-				fmt.Sprintf("member %s failed", m.ID))
+			// Every member whose lease ran out fails in this one entry:
+			// failing them one by one could promote a member that is
+			// itself about to fail, and reset the surviving backups to
+			// refill from it (found by the Jepsen harness: a 2|3 split
+			// left partitions unavailable whose data the majority had).
+			// And while another member has missed several renewals but
+			// not yet expired (it was cut off with this one, a few
+			// milliseconds apart), wait for it: it expires within a lease
+			// period, then both fail together.
+			var failing []metadata.Member
+			var ids []string
+			eligible := t.AliveMembers()
+			for _, x := range t.Members {
+				if x.State != metadata.MemberAlive {
+					continue
+				}
+				if x.ID == m.ID || r.failed(o, x.ID, now) {
+					fx := x
+					fx.State = metadata.MemberFailed
+					failing = append(failing, fx)
+					ids = append(ids, string(x.ID))
+					eligible = without(eligible, x.ID)
+				} else if r.n.leaseSuspect(x.ID, now) {
+					r.n.log.Info("failover waits for a member that stopped renewing its lease", "failed", m.ID, "suspect", x.ID)
+					return false, nil
+				}
+			}
+			return r.propose(fsm.CommandMemberFailed, t, failing, nil, eligible,
+				fmt.Sprintf("member %s failed", strings.Join(ids, ", ")))
 		case m.State == metadata.MemberLeaving && !live && r.gone(o, m.ID, now):
 			return r.propose(fsm.CommandMemberRemove, t, nil, []metadata.NodeID{m.ID}, t.AliveMembers(),
 				fmt.Sprintf("member %s left", m.ID))

@@ -360,3 +360,13 @@ func (n *Node) nextLeaseExpiry(t *metadata.RoutingTable, now time.Time) (time.Ti
 	}
 	return next, !next.IsZero()
 }
+
+// leaseSuspect reports whether member id (not this node) has missed three
+// renewals in a row without its lease having surely expired yet.
+func (n *Node) leaseSuspect(id metadata.NodeID, now time.Time) bool {
+	if id == n.cfg.NodeID {
+		return false
+	}
+	since := now.Sub(n.leases.last(id))
+	return since > 3*n.cfg.Timing.LeaseRenewInterval && since <= n.leaseWait()
+}
