@@ -22,6 +22,8 @@ type Partition struct {
 	State       string   `json:"state"` // active, handoff, unavailable
 	LeaderEpoch uint64   `json:"leader_epoch"`
 	HandoffTo   string   `json:"handoff_to,omitempty"` // set in state handoff
+	// Syncing lists the backups still being filled from the primary.
+	Syncing []string `json:"syncing,omitempty"`
 }
 
 // Routing is a committed routing table (GET /v1/cluster/routing).

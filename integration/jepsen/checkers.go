@@ -320,11 +320,11 @@ func CheckLock(ops []Op) Check {
 	var c Check
 	c.count(ops, "lock", "lock", "unlock")
 	type hold struct {
-		token            uint64
-		acqCall, acqRet  int64
-		unlockCall       int64
-		released, proven bool
-		process          int
+		token           uint64
+		acqCall, acqRet int64
+		unlockCall      int64
+		proven          bool
+		process         int
 	}
 	var holds []*hold
 	byKey := map[[2]uint64]*hold{} // (process, token)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"time"
@@ -37,9 +38,14 @@ type apiResult struct {
 // outcome maps an answer to an Outcome for an operation that writes.
 // Per the HTTP API, 503 timeout (and any 500) may have taken effect; the
 // other 503 codes (unavailable, not_ready, no_leader, overloaded, leaving,
-// closed) and every 4xx did not.
+// closed) and every 4xx did not. A request that never connected (dial
+// error: connection refused, a killed member) did not either; one that
+// got no answer on an open connection may have.
 func (r apiResult) outcome() Outcome {
+	var opErr *net.OpError
 	switch {
+	case r.Err != nil && r.Status == 0 && errors.As(r.Err, &opErr) && opErr.Op == "dial":
+		return Fail // never connected: the request was not sent
 	case r.Err != nil:
 		return Info
 	case r.Status >= 200 && r.Status < 300:
@@ -147,14 +153,6 @@ func getValue(r apiResult) (found bool, value string, version uint64, err error)
 
 func uintField(r apiResult, name string) (uint64, error) {
 	var n uint64
-	if err := json.Unmarshal(r.Body[name], &n); err != nil {
-		return 0, fmt.Errorf("%s: %w", name, err)
-	}
-	return n, nil
-}
-
-func intField(r apiResult, name string) (int64, error) {
-	var n int64
 	if err := json.Unmarshal(r.Body[name], &n); err != nil {
 		return 0, fmt.Errorf("%s: %w", name, err)
 	}

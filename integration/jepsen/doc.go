@@ -25,8 +25,10 @@
 // ./jepsen-runs; make jepsen uses JEPSEN_OUT=/tmp/olric-raft-jepsen), --bin (an olric-raft binary to use instead of building
 // one). Exit status: 0 valid, 1 anomalies, 2 harness trouble or usage, 3
 // no anomaly but some check could not decide (e.g. the final read of the
-// set or counter never succeeded because a partition stayed unavailable).
-// Without root the command and the tests skip with a message.
+// set or counter never succeeded because a partition stayed unavailable),
+// 130 interrupted (^C: the run stops, checks what it has, tears down).
+// Without root the command prints that it skipped and exits 0; the tests
+// skip with the same message.
 //
 // # Hosts (hosts.go)
 //

@@ -273,6 +273,15 @@ func (w *setWorkload) final(ctx context.Context, e *env) {
 			defer wg.Done()
 			for k := range next {
 				var found, read bool
+				// A partition left unavailable answers only after a
+				// bounded wait: ask where the key lives first.
+				var loc locate
+				if code, err := e.api.getJSON(ctx, e.hosts[i%len(e.hosts)].HTTP(), "/v1/cluster/locate?dmap="+setDMap+"&key="+url.QueryEscape(k), &loc); err == nil && code == http.StatusOK && loc.State == "unavailable" {
+					mu.Lock()
+					fin.Unreadable[k] = true
+					mu.Unlock()
+					continue
+				}
 				for a := 0; a < 3 && ctx.Err() == nil && !read; a++ {
 					r := e.api.do(ctx, http.MethodGet, e.hosts[(i+a)%len(e.hosts)].HTTP(), keyPath(setDMap, k), nil)
 					f, _, _, err := getValue(r)
@@ -332,7 +341,11 @@ func (w *counterWorkload) client(ctx context.Context, c *client) {
 	}
 }
 
+// final reads the counter, retrying for up to 20 s (its partition may
+// have been left unavailable: then the check is unknown).
 func (w *counterWorkload) final(ctx context.Context, e *env) {
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
 	for attempt := 0; ctx.Err() == nil; attempt++ {
 		h := e.hosts[attempt%len(e.hosts)]
 		call := e.hist.Now()

@@ -556,3 +556,22 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestRoutingWatchSummary: the --watch line counts partitions by state,
+// syncing backups and primaries per alive member (zero included).
+func TestRoutingWatchSummary(t *testing.T) {
+	rt := &client.Routing{RoutingVersion: 9, Members: []client.Member{
+		{ID: "a", State: "alive"}, {ID: "b", State: "alive"}, {ID: "c", State: "failed"},
+	}, Partitions: []client.Partition{
+		{ID: 0, Primary: "a", Backups: []string{"b"}, State: "active", Syncing: []string{"b"}},
+		{ID: 1, Primary: "a", State: "active"},
+		{ID: 2, State: "unavailable"},
+	}}
+	s := summarize(rt)
+	if s.RoutingVersion != 9 || s.Alive != 2 || s.Members != 3 || s.Active != 2 || s.Unavailable != 1 || s.Syncing != 1 {
+		t.Fatalf("summary = %+v", s)
+	}
+	if s.Primaries["a"] != 2 || s.Primaries["b"] != 0 || len(s.Primaries) != 2 {
+		t.Fatalf("primaries = %v", s.Primaries)
+	}
+}

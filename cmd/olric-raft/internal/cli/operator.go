@@ -2,10 +2,15 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
+	"os/signal"
+	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -168,12 +173,16 @@ func newMembersCmd(d *Deps) *cobra.Command {
 
 func newRoutingCmd(d *Deps) *cobra.Command {
 	var partition uint32
+	var watch bool
 	cmd := &cobra.Command{
-		Use:   "routing [--partition N]",
-		Short: "Show the committed routing table (or one partition)",
+		Use:   "routing [--partition N] [--watch]",
+		Short: "Show the committed routing table (or one partition); --watch follows rebalancing",
 		Args:  args(cobra.NoArgs),
 	}
 	cmd = newOperatorCmd(d, cmd, func(o *operator, _ []string) error {
+		if watch {
+			return watchRouting(o)
+		}
 		var rt *client.Routing
 		var err error
 		one := o.cmd.Flags().Changed("partition")
@@ -188,7 +197,96 @@ func newRoutingCmd(d *Deps) *cobra.Command {
 		return o.print(rt, func(w *tabw) { printRouting(w, rt, !one) })
 	})
 	cmd.Flags().Uint32Var(&partition, "partition", 0, "show only this partition")
+	cmd.Flags().BoolVar(&watch, "watch", false, "print a one-line summary of every new routing version (members, partitions by state, backups syncing, primaries per member) until interrupted")
 	return cmd
+}
+
+// routingSummary is one line of 'routing --watch'.
+type routingSummary struct {
+	RoutingVersion uint64         `json:"routing_version"`
+	Alive          int            `json:"alive_members"`
+	Members        int            `json:"members"`
+	Active         int            `json:"active"`
+	Handoff        int            `json:"handoff"`
+	Unavailable    int            `json:"unavailable"`
+	Syncing        int            `json:"syncing_backups"`
+	Primaries      map[string]int `json:"primaries"`
+}
+
+func summarize(rt *client.Routing) routingSummary {
+	s := routingSummary{RoutingVersion: rt.RoutingVersion, Members: len(rt.Members), Primaries: map[string]int{}}
+	for _, m := range rt.Members {
+		if m.State == "alive" {
+			s.Alive++
+			s.Primaries[m.ID] = 0
+		}
+	}
+	for _, p := range rt.Partitions {
+		switch p.State {
+		case "active":
+			s.Active++
+		case "handoff":
+			s.Handoff++
+		case "unavailable":
+			s.Unavailable++
+		}
+		s.Syncing += len(p.Syncing)
+		if p.Primary != "" {
+			s.Primaries[p.Primary]++
+		}
+	}
+	return s
+}
+
+// watchRouting polls the routing table and prints a summary line each time
+// its version changes, until the command's context ends (Ctrl-C). With -o
+// json every line is a JSON object.
+func watchRouting(o *operator) error {
+	base, stop := signal.NotifyContext(o.ctx(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var last uint64
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	failures := 0
+	for {
+		ctx, cancel := context.WithTimeout(base, 5*time.Second)
+		rt, err := o.c.Routing(ctx)
+		cancel()
+		switch {
+		case err != nil && base.Err() != nil:
+			return nil
+		case err != nil:
+			failures++
+			if failures == 1 || failures%20 == 0 {
+				fmt.Fprintf(o.d.Stderr, "routing: %v (retrying)\n", err)
+			}
+		case rt.RoutingVersion != last:
+			failures = 0
+			last = rt.RoutingVersion
+			s := summarize(rt)
+			if o.output == "json" {
+				b, _ := json.Marshal(s)
+				fmt.Fprintln(o.d.Stdout, string(b))
+			} else {
+				ids := make([]string, 0, len(s.Primaries))
+				for id := range s.Primaries {
+					ids = append(ids, id)
+				}
+				slices.Sort(ids)
+				var per []string
+				for _, id := range ids {
+					per = append(per, fmt.Sprintf("%s=%d", id, s.Primaries[id]))
+				}
+				fmt.Fprintf(o.d.Stdout, "%s  v%d  members %d/%d alive  partitions %d active, %d handoff, %d unavailable  syncing backups %d  primaries %s\n",
+					time.Now().Format("15:04:05"), s.RoutingVersion, s.Alive, s.Members, s.Active, s.Handoff, s.Unavailable, s.Syncing, strings.Join(per, " "))
+			}
+		}
+		select {
+		case <-base.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
 }
 
 func newStatusCmd(d *Deps) *cobra.Command {

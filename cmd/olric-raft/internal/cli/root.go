@@ -85,7 +85,7 @@ Every flag can also be set with an environment variable OLRIC_RAFT_<FLAG>
 		Args:          noUnknownCommand,
 		RunE:          func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	root.CompletionOptions.DisableDefaultCmd = true
+	root.CompletionOptions.HiddenDefaultCmd = false
 	root.SuggestionsMinimumDistance = 2
 	root.SetOut(d.Stdout)
 	root.SetErr(d.Stderr)

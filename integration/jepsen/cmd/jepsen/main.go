@@ -1,7 +1,9 @@
 // Command jepsen runs one pass of the Jepsen-style harness of package
 // integration/jepsen (see its doc.go) and exits 1 on any anomaly, 2 on a
 // usage error or harness trouble, 3 when a check could not decide (e.g.
-// the final read never succeeded), 0 when the history checks out. Run it as
+// the final read never succeeded), 0 when the history checks out (or,
+// without root, after printing that it skipped), 130 when interrupted
+// (the hosts are torn down all the same). Run it as
 // root from the module: make jepsen JEPSEN_ARGS='--time-limit 60s
 // --nemesis partition-halves --workload register --seed 7'.
 package main
@@ -45,14 +47,19 @@ func main() {
 		o.Unsafe = strings.Split(unsafe, ",")
 	}
 	if err := jepsen.CanRun(); err != nil {
-		fmt.Fprintf(os.Stderr, "jepsen: skipped: %v\n", err)
-		os.Exit(2)
+		fmt.Fprintf(os.Stderr, "SKIPPED: %v\n", err)
+		os.Exit(0)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res, err := jepsen.Run(ctx, o)
 	if res != nil && len(res.Checks) > 0 {
 		fmt.Print(res.Summary())
+	}
+	if ctx.Err() != nil {
+		// The hosts are torn down; what was checked is above.
+		fmt.Fprintln(os.Stderr, "jepsen: interrupted")
+		os.Exit(130)
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "jepsen: %v\n", err)
