@@ -15,7 +15,7 @@ GOBIN       := $(shell $(GO) env GOPATH)/bin
 STATICCHECK := $(GOBIN)/staticcheck
 FUZZTIME    ?= 10s
 
-.PHONY: all build run test race lint bench bench-compare stress fuzz clean tools jepsen jepsen-test ui-deps
+.PHONY: all build run test race lint bench bench-compare stress fuzz clean tools jepsen jepsen-ci jepsen-test ui-deps
 
 all: build
 
@@ -97,6 +97,11 @@ JEPSEN_ARGS       ?=
 jepsen:
 	$(GO) build -o bin/jepsen ./integration/jepsen/cmd/jepsen
 	bin/jepsen --time-limit $(JEPSEN_TIME_LIMIT) --nemesis $(JEPSEN_NEMESIS) --workload $(JEPSEN_WORKLOAD) --seed $(JEPSEN_SEED) --out $(JEPSEN_OUT) $(JEPSEN_ARGS)
+
+# A bounded pass for CI: every nemesis once with every workload (about 10
+# minutes on 2 cores); see scripts/jepsen-ci.sh.
+jepsen-ci:
+	scripts/jepsen-ci.sh
 
 # The harness's own tests: its checkers catch a deliberately broken cluster
 # (--unsafe-test-fault ack-before-replication) and pass a correct one.
