@@ -232,14 +232,7 @@ func TestDataPlaneLostPartitionsAreUnavailable(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), convergeTimeout)
 	defer cancel()
 	victim := c.Members[2]
-	// A key led by the victim.
-	var key string
-	for i := 0; ; i++ {
-		key = fmt.Sprintf("key%d", i)
-		if p, _ := tbl.Locate("cache", key); p.Primary == victim.Name {
-			break
-		}
-	}
+	key := keyLedBy(tbl, "cache", victim.Name) // a key led by the victim
 	if _, err := put(ctx, c.Members[0], "cache", key, "precious"); err != nil {
 		t.Fatal(err)
 	}

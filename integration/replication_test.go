@@ -104,6 +104,16 @@ func checkAcked(ctx context.Context, t *testing.T, via []*testcluster.Member, lo
 	}
 }
 
+// keyLedBy returns a key of dmap whose partition member leads in tbl.
+func keyLedBy(tbl *metadata.RoutingTable, dmap string, member metadata.NodeID) string {
+	for i := 0; ; i++ {
+		key := fmt.Sprintf("key%d", i)
+		if p, _ := tbl.Locate(dmap, key); p.Primary == member {
+			return key
+		}
+	}
+}
+
 // allServing reports nil once every partition is active with an in-sync
 // primary on the member's table.
 func allActive(tbl *metadata.RoutingTable) error {
@@ -218,13 +228,7 @@ func TestReplicationPromotedBackupServesLastValue(t *testing.T) {
 	defer cancel()
 	leader := c.Leader(convergeTimeout)
 	victim := c.Members[(leader.Index+1)%3]
-	var key string
-	for i := 0; ; i++ {
-		key = fmt.Sprintf("key%d", i)
-		if p, _ := tbl.Locate("orders", key); p.Primary == victim.Name {
-			break
-		}
-	}
+	key := keyLedBy(tbl, "orders", victim.Name)
 	for i := range 50 {
 		if _, err := put(ctx, c.Members[leader.Index], "orders", key, fmt.Sprintf("v%d", i)); err != nil {
 			t.Fatalf("put %d: %v", i, err)
@@ -261,13 +265,7 @@ func TestReplicationCutOffPrimaryNeitherAcksNorServesStale(t *testing.T) {
 	defer cancel()
 	leader := c.Leader(convergeTimeout)
 	victim := c.Members[(leader.Index+1)%3]
-	var key string
-	for i := 0; ; i++ {
-		key = fmt.Sprintf("key%d", i)
-		if p, _ := tbl.Locate("orders", key); p.Primary == victim.Name {
-			break
-		}
-	}
+	key := keyLedBy(tbl, "orders", victim.Name)
 	if _, err := put(ctx, leader, "orders", key, "old"); err != nil {
 		t.Fatal(err)
 	}
