@@ -769,10 +769,22 @@ func (s *Service) local(ctx context.Context, req *Request) (*Response, uint64, e
 		}
 		return nil, t.Version, fmt.Errorf("%w: %w", ErrUnavailable, werr)
 	}
-	if !req.Op.IsWrite() && !s.leaseValid() {
-		// The state read may be stale by now: another primary may have
-		// been promoted after our lease ran out.
-		return nil, t.Version, fmt.Errorf("%w: %s lost its primary lease during the read", errNoLease, s.self)
+	if !req.Op.IsWrite() {
+		if !s.leaseValid() {
+			// The state read may be stale by now: another primary may
+			// have been promoted after our lease ran out.
+			return nil, t.Version, fmt.Errorf("%w: %s lost its primary lease during the read", errNoLease, s.self)
+		}
+		// The lease is current, so every failover committed before its
+		// grant is in the committed table now (a grant counts only once
+		// applied), and none can commit before the lease runs out. The
+		// table this request started from may be older than that grant
+		// (a member resuming from a pause renews its lease while a
+		// request that loaded the old table waits for a CPU): check the
+		// current one. Found by the Jepsen harness (pause-primary).
+		if cp, ok := s.cfg.Routing.Routing().Partition(pid); !ok || cp.Primary != s.self || cp.LeaderEpoch != p.LeaderEpoch {
+			return nil, t.Version, fmt.Errorf("%w: partition %d moved on while it was read (now epoch %d, led by %q)", ErrStaleRouting, pid, cp.LeaderEpoch, cp.Primary)
+		}
 	}
 	if resp != nil {
 		resp.RoutingVersion = t.Version

@@ -50,13 +50,16 @@ package node
 // drift after it. Any grant the old leader made was sent before the old
 // leader lost leadership, which is before the new leader was elected.
 //
-// The leader's own lease is granted by itself (a direct call) and so relies
-// on Raft: a leader cut off from a quorum steps down after
-// RaftLeaderLeaseTimeout (validated <= RaftHeartbeatTimeout) and stops
-// granting, itself included, while the followers wait RaftHeartbeatTimeout
-// before they even start an election; the new leader then waits a lease
-// period plus drift after its Barrier. So the isolated old leader's last
-// self-grant has expired before the new leader can fail it over.
+// Every grant, the leader's grant to itself included, is made only after
+// a VerifyLeader round that started after the request arrived: a quorum
+// confirmed this leader's term then, so no newer leader had been elected
+// before the member sent its request, and any newer leader waits a lease
+// period plus drift after taking office before failing anyone over. (A
+// leader's belief alone is not enough: a leader paused with SIGSTOP still
+// believes it leads when it resumes, until its own lease check runs; the
+// Jepsen harness caught a resumed old leader granting itself a lease and
+// serving a stale read before this.) Concurrent verifications share one
+// heartbeat round.
 //
 // Membership changes made by the leader count as grants too: when it
 // commits a member joining (new, restarted with a new incarnation, or
@@ -280,6 +283,19 @@ func (n *Node) leaderGrantLease(req leaseRequest) (leaseResponse, error) {
 	term := n.raft.CurrentTerm()
 	if term == 0 || n.leaderReadyTerm.Load() != term {
 		return leaseResponse{}, fmt.Errorf("%w: leader has not committed its first barrier of term %d", ErrNotReady, term)
+	}
+	// Confirm leadership with a quorum after the request arrived: a
+	// leader that was paused (SIGSTOP) still believes it leads when it
+	// resumes, until its own lease check runs, and must not grant from
+	// that belief — a newer leader may have failed members over meanwhile
+	// (found by the Jepsen harness: the resumed old leader granted itself
+	// a lease and served a stale read). Concurrent verifications share
+	// one heartbeat round.
+	if err := n.raft.VerifyLeader().Error(); err != nil {
+		return leaseResponse{}, fmt.Errorf("%w: %v", ErrNotLeader, err)
+	}
+	if n.raft.CurrentTerm() != term {
+		return leaseResponse{}, fmt.Errorf("%w: term changed while granting a lease", ErrNotLeader)
 	}
 	now := time.Now()
 	t := n.fsm.Routing()
