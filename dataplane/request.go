@@ -232,10 +232,16 @@ const (
 	CodeSeqGap          = "seq_gap"
 )
 
+// codes is in priority order: the first sentinel err wraps decides. An
+// indeterminate outcome comes first: a write that may have happened must
+// never travel as a definite failure, whatever else its error wraps (a
+// primary whose backups did not acknowledge in time wraps ErrUnavailable
+// too; found by the Jepsen harness's set checker: "failed but present").
 var codes = []struct {
 	err  error
 	code string
 }{
+	{ErrIndeterminate, CodeIndeterminate},
 	{ErrNotFound, CodeNotFound},
 	{ErrKeyExists, CodeKeyExists},
 	{ErrVersionMismatch, CodeVersionMismatch},
@@ -248,7 +254,6 @@ var codes = []struct {
 	{ErrUnavailable, CodeUnavailable},
 	{ErrStaleRouting, CodeStaleRouting},
 	{ErrFencedEpoch, CodeFencedEpoch},
-	{ErrIndeterminate, CodeIndeterminate},
 	{ErrOverloaded, CodeOverloaded},
 	{ErrFull, CodeFull},
 	{ErrSeqGap, CodeSeqGap},

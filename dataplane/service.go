@@ -898,6 +898,8 @@ func (s *Service) Do(ctx context.Context, req *Request) (*Response, error) {
 		switch {
 		case err == nil:
 			return resp, nil
+		case errors.Is(err, ErrIndeterminate):
+			return nil, err // it may have happened: never retried as if it had not
 		case errors.Is(err, ErrStaleRouting):
 			lastErr = err
 			if version > t.Version {

@@ -3,6 +3,7 @@ package dataplane
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 
@@ -107,5 +108,18 @@ func TestServiceReadRechecksRoutingAfterLease(t *testing.T) {
 	}
 	if string(resp.Value) != "new" || caller.calls != 1 {
 		t.Fatalf("read = %q after %d forwards; want \"new\" from the new primary (the old copy is stale)", resp.Value, caller.calls)
+	}
+}
+
+// TestIndeterminateWinsOverOtherCodes: a write whose outcome is unknown
+// travels as indeterminate even when its error also wraps unavailable (a
+// primary whose backups did not acknowledge in time), so no forwarder or
+// client takes it for a definite failure.
+func TestIndeterminateWinsOverOtherCodes(t *testing.T) {
+	for _, other := range []error{ErrUnavailable, ErrStaleRouting, ErrFencedEpoch, ErrInvalid} {
+		err := fmt.Errorf("%w: %w", ErrIndeterminate, fmt.Errorf("%w: backups did not acknowledge", other))
+		if got := CodeOf(err); got != CodeIndeterminate {
+			t.Errorf("CodeOf(indeterminate wrapping %v) = %q, want %q", other, got, CodeIndeterminate)
+		}
 	}
 }
