@@ -155,7 +155,10 @@ type peerLink struct {
 	queue    []repItem
 	bulk     []repItem
 	bulkNext time.Time
-	wake     chan struct{}
+	// inflightSince is when the oldest item of the batch being sent was
+	// queued (zero: none in flight).
+	inflightSince time.Time
+	wake          chan struct{}
 	// done is closed when the member left the routing table: the sender
 	// exits.
 	done chan struct{}
@@ -171,6 +174,8 @@ type repItem struct {
 	// resume: a Resume item at sequence m.Seq.
 	resume bool
 	m      Mutation
+	// at is when the item was queued (for the lag metric).
+	at time.Time
 }
 
 func (r *replication) broadcastLocked() {
@@ -191,16 +196,17 @@ func (s *Service) onMutation(p uint32, m Mutation) {
 	r := &s.rep
 	r.mu.Lock()
 	rp := &r.parts[p]
-	if rp.epoch == m.Epoch {
+	if rp.epoch == m.Epoch && len(rp.peers) > 0 {
+		now := time.Now()
 		for _, peer := range rp.peers {
 			switch {
 			case peer.failed:
 			case peer.bulk:
-				peer.link.bulk = append(peer.link.bulk, repItem{p: p, epoch: m.Epoch, peer: peer, m: m})
+				peer.link.bulk = append(peer.link.bulk, repItem{p: p, epoch: m.Epoch, peer: peer, m: m, at: now})
 				peer.bulkQueued++
 				peer.link.kick()
 			default:
-				peer.link.queue = append(peer.link.queue, repItem{p: p, epoch: m.Epoch, peer: peer, m: m})
+				peer.link.queue = append(peer.link.queue, repItem{p: p, epoch: m.Epoch, peer: peer, m: m, at: now})
 				peer.link.kick()
 			}
 		}
@@ -314,7 +320,7 @@ func (s *Service) attach(p uint32, epoch uint64, m metadata.Member) {
 			link := s.linkLocked(m.ID, m.ClusterAddr)
 			peer := &repPeer{link: link, snapSeq: seq}
 			rp.peers[m.ID] = peer
-			link.queue = append(link.queue, repItem{p: p, epoch: epoch, peer: peer, resume: true, m: Mutation{Seq: seq}})
+			link.queue = append(link.queue, repItem{p: p, epoch: epoch, peer: peer, resume: true, m: Mutation{Seq: seq}, at: time.Now()})
 			link.kick()
 			resumed = true
 		})
@@ -332,7 +338,7 @@ func (s *Service) attach(p uint32, epoch uint64, m metadata.Member) {
 		link := s.linkLocked(m.ID, m.ClusterAddr)
 		peer := &repPeer{link: link, snapSeq: snap.Seq, bulk: true, bulkQueued: 1}
 		rp.peers[m.ID] = peer
-		link.bulk = append(link.bulk, repItem{p: p, epoch: epoch, peer: peer, snap: snap})
+		link.bulk = append(link.bulk, repItem{p: p, epoch: epoch, peer: peer, snap: snap, at: time.Now()})
 		link.kick()
 	})
 }
@@ -440,6 +446,9 @@ func (s *Service) takeBatch(l *peerLink, bulk bool) (batch []repItem, addr strin
 			batch = append(batch, it)
 		}
 	}
+	if len(batch) > 0 {
+		l.inflightSince = batch[0].at // sendBatch resets it
+	}
 	*lane = slices.Delete(*lane, 0, n)
 	if len(*lane) == 0 {
 		*lane = nil
@@ -478,9 +487,18 @@ func (s *Service) sendBatch(l *peerLink, addr string, batch []repItem, bulk bool
 	buf.Grow(est)
 	if err := msgpack.NewEncoder(&buf).Encode(&req); err != nil {
 		s.log.Error("encoding a replication batch", "err", err)
+		s.rep.mu.Lock()
+		l.inflightSince = time.Time{}
+		s.rep.mu.Unlock()
 		return
 	}
 	body := msgpack.RawMessage(buf.Bytes())
+	lane := LaneStream
+	if bulk {
+		lane = LaneBackfill
+	}
+	s.stats.sentBytes[lane].Add(uint64(len(body)))
+	s.stats.sentBatches[lane].Add(1)
 	deadline := time.Now().Add(s.cfg.ReplicationTimeout)
 	wait := 5 * time.Millisecond
 	var reply replicateReply
@@ -512,6 +530,7 @@ func (s *Service) sendBatch(l *peerLink, addr string, batch []repItem, bulk bool
 	r := &s.rep
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	l.inflightSince = time.Time{}
 	if err != nil {
 		// The backup did not answer: every partition it backs here is out
 		// of sync (later items may be queued behind the lost ones).
@@ -567,6 +586,7 @@ func (s *Service) sendBatch(l *peerLink, addr string, batch []repItem, bulk bool
 }
 
 func (s *Service) failPeerLocked(p uint32, rp *repPart, peer *repPeer) {
+	s.stats.backupsFailed.Add(1)
 	peer.failed = true
 	peer.reported = true
 	s.queueReportLocked(ReplicaReport{Partition: p, Epoch: rp.epoch, Member: peer.link.id})
@@ -574,6 +594,9 @@ func (s *Service) failPeerLocked(p uint32, rp *repPart, peer *repPeer) {
 
 func (s *Service) queueReportLocked(rep ReplicaReport) {
 	r := &s.rep
+	if rep.InSync {
+		s.stats.backupsInSync.Add(1)
+	}
 	r.pending[reportKey{rep.Partition, rep.Member}] = rep
 	select {
 	case r.reportCh <- struct{}{}:

@@ -118,8 +118,9 @@ type Service struct {
 		// copy if their sequence numbers match (0: no).
 		resumable []uint64
 	}
-	rep replication
-	sem chan struct{}
+	rep   replication
+	stats serviceStats
+	sem   chan struct{}
 	// ctx is cancelled by Close: every transfer, release and loss report
 	// runs under it, so Close never waits for a slow peer.
 	ctx     context.Context
@@ -480,6 +481,7 @@ func (s *Service) pull(p metadata.Partition, prev metadata.Member) error {
 	if reply.Snapshot == nil {
 		return fmt.Errorf("transfer of partition %d: empty reply", p.ID)
 	}
+	s.stats.transferred.Add(uint64((&repItem{snap: reply.Snapshot}).size()))
 	if err := reply.Snapshot.Validate(p.ID); err != nil {
 		return err
 	}
@@ -758,7 +760,9 @@ func (s *Service) local(ctx context.Context, req *Request) (*Response, uint64, e
 	// in-sync backup must hold before anyone is told.
 	var werr error
 	if !s.cfg.UnsafeAckBeforeReplication {
+		waitStart := time.Now()
 		werr = s.waitReplicated(ctx, pid, p.LeaderEpoch, s.engine.Seq(pid))
+		s.stats.replicationWait.Since(waitStart)
 	}
 	if werr != nil {
 		if req.Op.IsWrite() {
@@ -893,6 +897,7 @@ func (s *Service) Do(ctx context.Context, req *Request) (*Response, error) {
 		if p.Primary == s.self {
 			resp, version, err = s.local(ctx, &fwd)
 		} else {
+			s.stats.forwarded.Add(1)
 			resp, version, err = s.forward(ctx, t, p.Primary, &fwd)
 		}
 		switch {
@@ -901,6 +906,7 @@ func (s *Service) Do(ctx context.Context, req *Request) (*Response, error) {
 		case errors.Is(err, ErrIndeterminate):
 			return nil, err // it may have happened: never retried as if it had not
 		case errors.Is(err, ErrStaleRouting):
+			s.stats.retries[RetryStaleRouting].Add(1)
 			lastErr = err
 			if version > t.Version {
 				wctx, cancel := context.WithDeadline(ctx, deadline)
@@ -909,11 +915,20 @@ func (s *Service) Do(ctx context.Context, req *Request) (*Response, error) {
 			}
 			wait = time.Millisecond
 		case errors.Is(err, errPartitionNotReady), errors.Is(err, errUnreachable), errors.Is(err, errNoLease):
+			switch {
+			case errors.Is(err, errPartitionNotReady):
+				s.stats.retries[RetryNotReady].Add(1)
+			case errors.Is(err, errUnreachable):
+				s.stats.retries[RetryUnreachable].Add(1)
+			default:
+				s.stats.retries[RetryNoLease].Add(1)
+			}
 			lastErr = err
 		case errors.Is(err, errConnection):
 			if req.Op.IsWrite() {
 				return nil, fmt.Errorf("%w: %w", ErrIndeterminate, err)
 			}
+			s.stats.retries[RetryConnection].Add(1)
 			lastErr = err
 		default:
 			if ctx.Err() != nil {

@@ -9,9 +9,11 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/raft"
 
+	"github.com/olric-raft/olric-raft/internal/latency"
 	"github.com/olric-raft/olric-raft/metadata"
 	"github.com/olric-raft/olric-raft/snapshots"
 )
@@ -94,6 +96,9 @@ type FSM struct {
 		// one.
 		pubSeq uint64
 	}
+
+	// applyLatency times Apply (decode, change, validate, publish).
+	applyLatency latency.Histogram
 
 	// table is the published routing table: never nil, immutable once
 	// stored. Written under mu, read without locks.
@@ -249,6 +254,8 @@ type outcome struct {
 // deterministic and never panics; see the package documentation for the
 // rules.
 func (f *FSM) Apply(l *raft.Log) any {
+	start := time.Now()
+	defer f.applyLatency.Since(start)
 	f.mu.Lock()
 	o := f.applyLocked(l)
 	if o.published != nil {
@@ -266,6 +273,10 @@ func (f *FSM) Apply(l *raft.Log) any {
 	f.logOutcome(l, o)
 	return o.res
 }
+
+// ApplyLatency returns how long Apply calls took (decoding, the change,
+// validation and publication; not Raft's commit). Safe for concurrent use.
+func (f *FSM) ApplyLatency() latency.Snapshot { return f.applyLatency.Snapshot() }
 
 func (f *FSM) logOutcome(l *raft.Log, o outcome) {
 	var index uint64

@@ -47,6 +47,33 @@
 //	olric_raft_gossip_members                gauge    members memberlist knows (alive or suspect, this one included)
 //	olric_raft_routing_syncing_backups       gauge    backup slots still being filled from their primary (not promotable)
 //	olric_raft_member_lease_remaining_seconds gauge   time left on this member's primary lease (0: serves nothing)
+//	olric_raft_routing_member_partitions{member,role}          gauge  partitions per member by role: primary, backup (in sync), syncing (being filled)
+//	olric_raft_routing_partitions_by_in_sync_replicas{replicas} gauge  partitions by in-sync copies (primary + backups not syncing); replicas="0" are unavailable
+//	olric_raft_handoffs_in_flight                              gauge  moves in flight: backup slots being filled plus partitions in handoff
+//
+// Control plane (latency histograms have buckets latency.Buckets, 100µs
+// to 10s):
+//
+//	olric_raft_raft_proposal_duration_seconds      histogram  leader: proposing a routing entry until it is committed and applied (successful ones)
+//	olric_raft_fsm_apply_duration_seconds          histogram  time the FSM took to apply one entry on this member
+//	olric_raft_lease_renewals_total{result}        counter    this member's lease renewals with the leader: ok, failed
+//	olric_raft_lease_expiries_total                counter    times this member's lease ran out while it held one (it stopped serving as primary)
+//	olric_raft_lease_grants_total                  counter    grants this member made as leader
+//	olric_raft_members_failed_total                counter    members this member, as leader, failed over after their lease ran out
+//
+// Routing of requests and replication (present once the data plane is
+// open):
+//
+//	olric_raft_dataplane_forwarded_total                  counter    requests forwarded to another member, the partition's primary
+//	olric_raft_dataplane_retries_total{reason}            counter    requests tried again: stale_routing, not_ready (handover), unreachable, no_lease, connection
+//	olric_raft_replication_wait_duration_seconds          histogram  time requests served here as primary waited for their in-sync backups
+//	olric_raft_replication_sent_bytes_total{lane}         counter    bytes sent to backups: stream (mutations), backfill (partition copies)
+//	olric_raft_replication_batches_total{lane}            counter    batches sent to backups
+//	olric_raft_replication_backups_failed_total           counter    backups reported out of sync (refused or timed out; the leader removes them)
+//	olric_raft_replication_backups_in_sync_total          counter    syncing backups reported filled
+//	olric_raft_handoff_transferred_bytes_total            counter    partition bytes pulled from a previous primary
+//	olric_raft_replication_lag_seconds{backup}            gauge      age of the oldest item sent or queued to that backup and not acknowledged (0: caught up)
+//	olric_raft_replication_queued_items{backup,lane}      gauge      items waiting to be sent to that backup
 //
 // Data plane (this member's storage engine, primaries and backups; DMaps
 // beyond the first MaxDMapLabels (100) by name are summed into

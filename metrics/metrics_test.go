@@ -20,6 +20,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/olric-raft/olric-raft/dataplane"
+	"github.com/olric-raft/olric-raft/internal/latency"
 	"github.com/olric-raft/olric-raft/metadata"
 	"github.com/olric-raft/olric-raft/metrics"
 	"github.com/olric-raft/olric-raft/node"
@@ -80,10 +81,12 @@ func checkContentType(t *testing.T, ct string) {
 
 // fakeSource is a Source with fixed answers.
 type fakeSource struct {
-	table *metadata.RoutingTable
-	raft  node.RaftStats
-	stats dataplane.Stats
-	open  bool
+	table   *metadata.RoutingTable
+	raft    node.RaftStats
+	stats   dataplane.Stats
+	open    bool
+	control node.ControlStats
+	service dataplane.ServiceStats
 }
 
 func (f *fakeSource) ID() metadata.NodeID                  { return "a" }
@@ -92,6 +95,10 @@ func (f *fakeSource) RaftStats() node.RaftStats            { return f.raft }
 func (f *fakeSource) EngineStats() (dataplane.Stats, bool) { return f.stats, f.open }
 func (f *fakeSource) GossipMembers() int                   { return 2 }
 func (f *fakeSource) LeaseRemaining() time.Duration        { return 750 * time.Millisecond }
+func (f *fakeSource) ControlStats() node.ControlStats      { return f.control }
+func (f *fakeSource) ServiceStats() (dataplane.ServiceStats, bool) {
+	return f.service, f.open
+}
 
 var _ metrics.Source = (*fakeSource)(nil)
 
@@ -112,6 +119,7 @@ func TestNodeCollectorFake(t *testing.T) {
 		raft: node.RaftStats{State: "Follower", Term: 3, LastLogIndex: 50, CommitIndex: 49, AppliedIndex: 48,
 			LastContact: 1500 * time.Millisecond, HasContact: true},
 	}
+	src.control = node.ControlStats{LeaseRenewals: 7, LeaseRenewalFailures: 2, LeaseExpiries: 1}
 	reg := metrics.NewRegistry()
 	reg.MustRegister(metrics.NewNodeCollector(src))
 
@@ -139,14 +147,32 @@ func TestNodeCollectorFake(t *testing.T) {
 		"olric_raft_member_lease_remaining_seconds":          0.75,
 		"olric_raft_routing_syncing_backups":                 0,
 		"olric_raft_dataplane_open":                          0,
+		// Per member and role, and copies in sync per partition.
+		`olric_raft_routing_member_partitions{member="a",role="primary"}`: 1,
+		`olric_raft_routing_member_partitions{member="a",role="backup"}`:  1,
+		`olric_raft_routing_member_partitions{member="b",role="primary"}`: 1,
+		`olric_raft_routing_member_partitions{member="c",role="primary"}`: 0,
+		`olric_raft_routing_member_partitions{member="c",role="syncing"}`: 0,
+		`olric_raft_routing_partitions_by_in_sync_replicas{replicas="2"}`: 2,
+		`olric_raft_routing_partitions_by_in_sync_replicas{replicas="1"}`: 0,
+		`olric_raft_routing_partitions_by_in_sync_replicas{replicas="0"}`: 1,
+		"olric_raft_handoffs_in_flight":                                   1,
+		// Control-plane counters.
+		`olric_raft_lease_renewals_total{result="ok"}`:                7,
+		`olric_raft_lease_renewals_total{result="failed"}`:            2,
+		"olric_raft_lease_expiries_total":                             1,
+		"olric_raft_raft_proposal_duration_seconds_count":             0,
+		`olric_raft_raft_proposal_duration_seconds_bucket{le="+Inf"}`: 0,
 	}
 	for k, v := range want {
 		if g, ok := got[k]; !ok || g != v {
 			t.Errorf("%s = %v (present %v), want %v", k, g, ok, v)
 		}
 	}
-	if _, ok := got[`olric_raft_dataplane_keys{dmap="m"}`]; ok {
-		t.Error("data-plane series while the data plane is closed")
+	for _, name := range []string{`olric_raft_dataplane_keys{dmap="m"}`, "olric_raft_dataplane_forwarded_total"} {
+		if _, ok := got[name]; ok {
+			t.Errorf("data-plane series %s while the data plane is closed", name)
+		}
 	}
 
 	// The leader has no last contact; an opened data plane reports DMaps.
@@ -155,7 +181,36 @@ func TestNodeCollectorFake(t *testing.T) {
 	src.stats = dataplane.Stats{Partitions: 2, DMaps: map[string]dataplane.DMapStats{
 		"m": {Keys: 3, Bytes: 30, Locks: 1, Evictions: 4, Expirations: 5},
 	}}
+	var wait latency.Histogram
+	wait.Observe(2 * time.Millisecond)
+	wait.Observe(30 * time.Millisecond)
+	src.service = dataplane.ServiceStats{
+		Forwarded: 11, Retries: [5]uint64{dataplane.RetryStaleRouting: 3, dataplane.RetryNoLease: 1},
+		ReplicationWait: wait.Snapshot(),
+		SentBytes:       [2]uint64{dataplane.LaneStream: 1000, dataplane.LaneBackfill: 5000},
+		BackupsFailed:   1,
+		Backups:         []dataplane.BackupStats{{Member: "b", Queued: 4, Backfill: 1, Lag: 250 * time.Millisecond}},
+	}
 	got = scrape(t, reg)
+	for k, v := range map[string]float64{
+		"olric_raft_dataplane_forwarded_total":                            11,
+		`olric_raft_dataplane_retries_total{reason="stale_routing"}`:      3,
+		`olric_raft_dataplane_retries_total{reason="no_lease"}`:           1,
+		`olric_raft_dataplane_retries_total{reason="unreachable"}`:        0,
+		"olric_raft_replication_wait_duration_seconds_count":              2,
+		`olric_raft_replication_wait_duration_seconds_bucket{le="0.005"}`: 1,
+		`olric_raft_replication_wait_duration_seconds_bucket{le="0.05"}`:  2,
+		`olric_raft_replication_sent_bytes_total{lane="stream"}`:          1000,
+		`olric_raft_replication_sent_bytes_total{lane="backfill"}`:        5000,
+		"olric_raft_replication_backups_failed_total":                     1,
+		`olric_raft_replication_lag_seconds{backup="b"}`:                  0.25,
+		`olric_raft_replication_queued_items{backup="b",lane="stream"}`:   4,
+		`olric_raft_replication_queued_items{backup="b",lane="backfill"}`: 1,
+	} {
+		if g, ok := got[k]; !ok || g != v {
+			t.Errorf("%s = %v (present %v), want %v", k, g, ok, v)
+		}
+	}
 	for k, v := range map[string]float64{
 		"olric_raft_raft_leader":                           1,
 		"olric_raft_dataplane_open":                        1,
@@ -379,6 +434,29 @@ func TestRealNodeMetricsChange(t *testing.T) {
 	}
 
 	after := scrape(t, reg)
+	// The writes marked partitions written: proposals through Raft,
+	// applied by the FSM; the lease is renewed all along; one member
+	// holds one copy of each partition.
+	for _, name := range []string{"olric_raft_raft_proposal_duration_seconds_count", "olric_raft_fsm_apply_duration_seconds_count"} {
+		if after[name] <= before[name] {
+			t.Errorf("%s %v -> %v, want an increase", name, before[name], after[name])
+		}
+	}
+	if after[`olric_raft_lease_renewals_total{result="ok"}`] == 0 || after["olric_raft_lease_grants_total"] == 0 {
+		t.Errorf("lease renewals %v, grants %v; want > 0", after[`olric_raft_lease_renewals_total{result="ok"}`], after["olric_raft_lease_grants_total"])
+	}
+	if got := after[`olric_raft_routing_partitions_by_in_sync_replicas{replicas="1"}`]; got != parts {
+		t.Errorf("partitions with 1 copy in sync: %v, want %v", got, parts)
+	}
+	if got := after[`olric_raft_routing_member_partitions{member="solo",role="primary"}`]; got != parts {
+		t.Errorf("partitions led by solo: %v, want %v", got, parts)
+	}
+	if got := after["olric_raft_dataplane_forwarded_total"]; got != 0 {
+		t.Errorf("forwarded %v on a single member, want 0", got)
+	}
+	if got := after["olric_raft_replication_wait_duration_seconds_count"]; got < puts {
+		t.Errorf("replication waits %v, want ≥ %d (one per request)", got, puts)
+	}
 	if got := after[`olric_raft_dataplane_keys{dmap="m"}`]; got != puts {
 		t.Errorf("after: %v keys in m, want %d", got, puts)
 	}

@@ -23,6 +23,8 @@ type Source interface {
 	EngineStats() (dataplane.Stats, bool)
 	GossipMembers() int
 	LeaseRemaining() time.Duration
+	ControlStats() node.ControlStats
+	ServiceStats() (dataplane.ServiceStats, bool)
 }
 
 var _ Source = (*node.Node)(nil)
@@ -122,6 +124,9 @@ func (nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range nodeDescs {
 		ch <- d
 	}
+	for _, d := range clusterDescs {
+		ch <- d
+	}
 }
 
 // Collect implements prometheus.Collector. It may run concurrently with
@@ -146,7 +151,9 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	c.collectRouting(g)
 	g(descGossipMembers, float64(c.src.GossipMembers()))
 	g(descLease, c.src.LeaseRemaining().Seconds())
+	c.collectControl(ch)
 	c.collectDataPlane(ch, g)
+	c.collectReplication(ch, g)
 }
 
 func (c nodeCollector) collectRouting(g func(*prometheus.Desc, float64, ...string)) {
@@ -193,6 +200,7 @@ func (c nodeCollector) collectRouting(g func(*prometheus.Desc, float64, ...strin
 	g(descPrimaries, float64(primaries))
 	g(descBackups, float64(backups))
 	g(descSyncing, float64(syncing))
+	collectMemberRouting(t, g)
 }
 
 func (c nodeCollector) collectDataPlane(ch chan<- prometheus.Metric, g func(*prometheus.Desc, float64, ...string)) {

@@ -282,8 +282,12 @@ func (r *reconciler) step() (bool, error) {
 					return false, nil
 				}
 			}
-			return r.propose(fsm.CommandMemberFailed, t, failing, nil, eligible,
+			ok, err := r.propose(fsm.CommandMemberFailed, t, failing, nil, eligible,
 				fmt.Sprintf("member %s failed", strings.Join(ids, ", ")))
+			if ok && err == nil {
+				r.n.stats.membersFailed.Add(uint64(len(failing)))
+			}
+			return ok, err
 		case m.State == metadata.MemberLeaving && !live && r.gone(o, m.ID, now):
 			return r.propose(fsm.CommandMemberRemove, t, nil, []metadata.NodeID{m.ID}, t.AliveMembers(),
 				fmt.Sprintf("member %s left", m.ID))
@@ -535,7 +539,7 @@ func replan(t *metadata.RoutingTable, eligible []metadata.NodeID, draining ...me
 
 // applyCommand proposes cmd and waits for it to be applied here.
 func (n *Node) applyCommand(cmd []byte) error {
-	f := n.raft.Apply(cmd, 10*time.Second)
+	f := n.timedApply(cmd, 10*time.Second)
 	if err := f.Error(); err != nil {
 		return err
 	}

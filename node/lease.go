@@ -212,6 +212,9 @@ func (n *Node) leaseLoop() {
 		err := n.renewLease(ctx)
 		if err != nil {
 			lastErr = err
+			n.stats.leaseRenewFailed.Add(1)
+		} else {
+			n.stats.leaseRenewed.Add(1)
 		}
 		valid := n.LeaseValid()
 		switch {
@@ -219,6 +222,7 @@ func (n *Node) leaseLoop() {
 			n.log.Info("primary lease renewed", "remaining", n.LeaseRemaining())
 			lastErr = nil
 		case !valid && held:
+			n.stats.leaseExpired.Add(1)
 			n.log.Warn("primary lease expired", "last_err", lastErr)
 		}
 		held = valid
@@ -306,6 +310,7 @@ func (n *Node) leaderGrantLease(req leaseRequest) (leaseResponse, error) {
 	switch {
 	case !known:
 		n.leases.record(req.ID, now, true)
+		n.stats.leaseGranted.Add(1)
 		return leaseResponse{Granted: true, Index: idx}, nil
 	case m.Incarnation != req.Incarnation:
 		return leaseResponse{Index: idx, Reason: fmt.Sprintf("routing table v%d has %s at incarnation %s, not %s",
@@ -315,6 +320,7 @@ func (n *Node) leaderGrantLease(req leaseRequest) (leaseResponse, error) {
 		return leaseResponse{Index: idx, Reason: fmt.Sprintf("routing table v%d has %s failed; it rejoins first", t.Version, req.ID)}, nil
 	}
 	n.leases.record(req.ID, now, true)
+	n.stats.leaseGranted.Add(1)
 	return leaseResponse{Granted: true, Index: idx}, nil
 }
 

@@ -1,11 +1,13 @@
 package node
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
 
 	"github.com/olric-raft/olric-raft/dataplane"
+	"github.com/olric-raft/olric-raft/internal/latency"
 )
 
 // RaftStats is this member's Raft view, for metrics. Every field is read
@@ -66,4 +68,65 @@ func (n *Node) GossipMembers() int {
 		return 0
 	}
 	return n.gossip.NumMembers()
+}
+
+// nodeStats are the node's counters; every field is updated atomically.
+type nodeStats struct {
+	proposals        latency.Histogram
+	leaseRenewed     atomic.Uint64
+	leaseRenewFailed atomic.Uint64
+	leaseExpired     atomic.Uint64
+	leaseGranted     atomic.Uint64
+	membersFailed    atomic.Uint64
+}
+
+// timedApply is raft.Apply that records, for successful proposals, the
+// time until the entry was committed and applied here (the leader).
+func (n *Node) timedApply(cmd []byte, timeout time.Duration) raft.ApplyFuture {
+	start := time.Now()
+	f := n.raft.Apply(cmd, timeout)
+	if f.Error() == nil {
+		n.stats.proposals.Since(start)
+	}
+	return f
+}
+
+// ControlStats are this member's control-plane counters since it started,
+// for metrics.
+type ControlStats struct {
+	// Proposals: time from proposing a routing entry (on the leader) to
+	// its commit and apply, successful proposals only.
+	Proposals latency.Snapshot
+	// FSMApply: time the FSM took to apply each entry (every member).
+	FSMApply latency.Snapshot
+	// LeaseRenewals and LeaseRenewalFailures count this member's lease
+	// renewals with the leader; LeaseExpiries counts the times its lease
+	// ran out while it held one.
+	LeaseRenewals, LeaseRenewalFailures, LeaseExpiries uint64
+	// LeaseGrants counts the grants this member made as leader;
+	// MembersFailed the members it failed over because their lease ran out.
+	LeaseGrants, MembersFailed uint64
+}
+
+// ControlStats returns the control-plane counters. Safe for concurrent use.
+func (n *Node) ControlStats() ControlStats {
+	return ControlStats{
+		Proposals:            n.stats.proposals.Snapshot(),
+		FSMApply:             n.fsm.ApplyLatency(),
+		LeaseRenewals:        n.stats.leaseRenewed.Load(),
+		LeaseRenewalFailures: n.stats.leaseRenewFailed.Load(),
+		LeaseExpiries:        n.stats.leaseExpired.Load(),
+		LeaseGrants:          n.stats.leaseGranted.Load(),
+		MembersFailed:        n.stats.membersFailed.Load(),
+	}
+}
+
+// ServiceStats returns the data plane's routing and replication counters,
+// or false while it is not open. Safe for concurrent use.
+func (n *Node) ServiceStats() (dataplane.ServiceStats, bool) {
+	svc := n.dmaps.Load()
+	if svc == nil {
+		return dataplane.ServiceStats{}, false
+	}
+	return svc.Stats(), true
 }

@@ -75,6 +75,8 @@ type Node struct {
 	// leaseUntil is when this member's primary lease ends, in nanoseconds
 	// of the monotonic clock since startedAt (lease.go); 0: none yet.
 	leaseUntil atomic.Int64
+	// stats are counters for metrics (metrics.go).
+	stats nodeStats
 	// leases is the leader's lease grants of the current term (lease.go).
 	leases leaderLeases
 

@@ -258,7 +258,7 @@ func (n *Node) leaderApply(ctx context.Context, build func(t *metadata.RoutingTa
 		if err != nil {
 			return 0, err
 		}
-		f := n.raft.Apply(cmd, raftTimeout(ctx))
+		f := n.timedApply(cmd, raftTimeout(ctx))
 		if err := f.Error(); err != nil {
 			if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
 				return 0, fmt.Errorf("%w: %v", ErrNotLeader, err)
@@ -564,7 +564,7 @@ func (n *Node) ProposeChange(ctx context.Context, typ fsm.CommandType, ch fsm.Ch
 	if err != nil {
 		return 0, fmt.Errorf("%w: %v", ErrInvalidArgument, err)
 	}
-	f := n.raft.Apply(cmd, raftTimeout(ctx))
+	f := n.timedApply(cmd, raftTimeout(ctx))
 	if err := f.Error(); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
 			return 0, fmt.Errorf("%w: %v", ErrNotLeader, err)

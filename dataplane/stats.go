@@ -1,0 +1,146 @@
+package dataplane
+
+import (
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/olric-raft/olric-raft/internal/latency"
+	"github.com/olric-raft/olric-raft/metadata"
+)
+
+// RetryReason is why Service.Do tried a request again.
+type RetryReason int
+
+// Retry reasons, in ServiceStats.Retries order.
+const (
+	// RetryStaleRouting: the member asked was not the primary at the
+	// request's routing version (the table moved on).
+	RetryStaleRouting RetryReason = iota
+	// RetryNotReady: the primary was still filling or fencing the
+	// partition (a handover or failover in progress).
+	RetryNotReady
+	// RetryUnreachable: the primary could not be reached.
+	RetryUnreachable
+	// RetryNoLease: the primary held no lease (cut off from the leader).
+	RetryNoLease
+	// RetryConnection: a read's connection failed mid-call.
+	RetryConnection
+	retryReasons
+)
+
+// String returns the reason's metric label.
+func (r RetryReason) String() string {
+	switch r {
+	case RetryStaleRouting:
+		return "stale_routing"
+	case RetryNotReady:
+		return "not_ready"
+	case RetryUnreachable:
+		return "unreachable"
+	case RetryNoLease:
+		return "no_lease"
+	case RetryConnection:
+		return "connection"
+	}
+	return "unknown"
+}
+
+// Replication lanes, in ServiceStats.SentBytes order.
+const (
+	LaneStream   = 0 // mutations of attached backups
+	LaneBackfill = 1 // copies of partitions and the mutations behind them
+)
+
+// ServiceStats are a member's routing and replication counters since it
+// started (Service.Stats).
+type ServiceStats struct {
+	// Forwarded counts requests sent to another member, the primary.
+	Forwarded uint64
+	// Retries counts Do's retries by RetryReason.
+	Retries [retryReasons]uint64
+	// ReplicationWait is the time requests served here as primary waited
+	// for their in-sync backups.
+	ReplicationWait latency.Snapshot
+	// SentBytes and SentBatches count what this member sent to its
+	// backups, by lane (LaneStream, LaneBackfill), acknowledged or not.
+	SentBytes, SentBatches [2]uint64
+	// BackupsFailed counts backups reported out of sync (they refused or
+	// did not answer); BackupsInSync counts syncing backups reported
+	// filled.
+	BackupsFailed, BackupsInSync uint64
+	// TransferredBytes counts partition data pulled from a previous
+	// primary (handover without a backup in sync).
+	TransferredBytes uint64
+	// Backups has one entry per member this member replicates to, by id.
+	Backups []BackupStats
+}
+
+// BackupStats is the state of the sender to one backup member.
+type BackupStats struct {
+	Member metadata.NodeID
+	// Queued and Backfill are the items waiting in the stream and
+	// backfill lanes.
+	Queued, Backfill int
+	// Lag is the age of the oldest item sent or queued and not yet
+	// acknowledged (0: the backup has everything).
+	Lag time.Duration
+}
+
+// serviceStats are Service's counters; every field is updated atomically.
+type serviceStats struct {
+	forwarded       atomic.Uint64
+	retries         [retryReasons]atomic.Uint64
+	replicationWait latency.Histogram
+	sentBytes       [2]atomic.Uint64
+	sentBatches     [2]atomic.Uint64
+	backupsFailed   atomic.Uint64
+	backupsInSync   atomic.Uint64
+	transferred     atomic.Uint64
+}
+
+// Stats returns the member's routing and replication counters. Safe for
+// concurrent use; it takes the replication lock briefly.
+func (s *Service) Stats() ServiceStats {
+	st := ServiceStats{
+		Forwarded:        s.stats.forwarded.Load(),
+		ReplicationWait:  s.stats.replicationWait.Snapshot(),
+		BackupsFailed:    s.stats.backupsFailed.Load(),
+		BackupsInSync:    s.stats.backupsInSync.Load(),
+		TransferredBytes: s.stats.transferred.Load(),
+	}
+	for i := range st.Retries {
+		st.Retries[i] = s.stats.retries[i].Load()
+	}
+	for i := range st.SentBytes {
+		st.SentBytes[i] = s.stats.sentBytes[i].Load()
+		st.SentBatches[i] = s.stats.sentBatches[i].Load()
+	}
+	now := time.Now()
+	r := &s.rep
+	r.mu.Lock()
+	for id, l := range r.links {
+		b := BackupStats{Member: id, Queued: len(l.queue), Backfill: len(l.bulk)}
+		oldest := l.inflightSince
+		for _, lane := range [][]repItem{l.queue, l.bulk} {
+			if len(lane) > 0 && (oldest.IsZero() || lane[0].at.Before(oldest)) {
+				oldest = lane[0].at
+			}
+		}
+		if !oldest.IsZero() {
+			b.Lag = max(now.Sub(oldest), 0)
+		}
+		st.Backups = append(st.Backups, b)
+	}
+	r.mu.Unlock()
+	slices.SortFunc(st.Backups, func(a, b BackupStats) int {
+		switch {
+		case a.Member < b.Member:
+			return -1
+		case a.Member > b.Member:
+			return 1
+		}
+		return 0
+	})
+	return st
+}
