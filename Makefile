@@ -3,7 +3,7 @@
 #   make run    start a single-node dev cluster in the foreground
 #   make test   the full test suite with the race detector
 #
-# Everything else: build, lint, bench, stress, fuzz, clean, ui-deps.
+# Everything else: build, lint, bench, stress, fuzz, docs, clean, ui-deps.
 
 GO          ?= go
 BIN         := bin/olric-raft
@@ -15,7 +15,7 @@ GOBIN       := $(shell $(GO) env GOPATH)/bin
 STATICCHECK := $(GOBIN)/staticcheck
 FUZZTIME    ?= 10s
 
-.PHONY: all build run test race lint bench bench-compare stress fuzz clean tools jepsen jepsen-ci jepsen-test ui-deps
+.PHONY: all build run test race lint bench bench-compare stress fuzz clean tools jepsen jepsen-ci jepsen-test ui-deps docs
 
 all: build
 
@@ -34,6 +34,11 @@ test:
 	$(GO) test -race -count=1 -timeout 15m $$($(GO) list $(PKGS) | grep -v /integration/jepsen)
 
 race: test
+
+# Regenerate docs/configuration.md from the server's flags and the config
+# structs (a test in make test fails while it is out of date).
+docs:
+	$(GO) test ./cmd/olric-raft/internal/cli -run TestConfigurationReferenceIsCurrent -count=1 -rewrite-docs
 
 $(STATICCHECK):
 	GOFLAGS= $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)

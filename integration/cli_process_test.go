@@ -169,8 +169,8 @@ func TestOperatorCLIJoinLeaveRemove(t *testing.T) {
 	if err != nil {
 		t.Fatalf("leave %s: %v: %s", leader.name, err, out)
 	}
-	if !strings.Contains(out, "leaving "+leader.name+": ") {
-		t.Fatalf("leave showed no progress: %s", out)
+	if !strings.Contains(out, "leaving "+leader.name+" [") || !strings.Contains(out, "handed over") {
+		t.Fatalf("leave showed no progress bar: %s", out)
 	}
 	select {
 	case <-leader.done:

@@ -324,6 +324,8 @@ func benchErrorCode(err error) string {
 func (r *benchRun) printProgress(w io.Writer, stop <-chan struct{}) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
+	bar := newProgressLine(w)
+	defer bar.Done()
 	for {
 		select {
 		case <-stop:
@@ -332,8 +334,13 @@ func (r *benchRun) printProgress(w io.Writer, stop <-chan struct{}) {
 			elapsed := time.Since(r.start)
 			ops := r.reads.ops.Load() + r.writes.ops.Load()
 			errs := r.reads.errors.Load() + r.writes.errors.Load()
-			fmt.Fprintf(w, "bench: %s: %d ops, %.0f ops/s, %d errors\n",
-				elapsed.Round(time.Second), ops, float64(ops)/elapsed.Seconds(), errs)
+			// The bar follows whichever bound ends the run first.
+			done, total := int(elapsed/time.Millisecond), int(r.cfg.duration/time.Millisecond)
+			if r.cfg.requests > 0 && (r.cfg.duration == 0 || float64(r.sent.Load())/float64(r.cfg.requests) > float64(done)/float64(total)) {
+				done, total = int(r.sent.Load()), int(r.cfg.requests)
+			}
+			bar.Show("bench: %s %s: %d ops, %.0f ops/s, %d errors",
+				progressBar(done, total), elapsed.Round(time.Second), ops, float64(ops)/elapsed.Seconds(), errs)
 		}
 	}
 }

@@ -537,6 +537,10 @@ func TestHelpAndVersion(t *testing.T) {
 	}
 	r = run(t, Deps{}, nil, "version")
 	r.want(t, 0, []string{"olric-raft test-version (go"}, nil)
+	r = run(t, Deps{}, nil, "version", "-o", "json")
+	r.want(t, 0, []string{`"version": "test-version"`, `"go": "go`, `"platform": "`}, nil)
+	r = run(t, Deps{}, nil, "version", "-o", "yaml")
+	r.want(t, ExitUsage, nil, []string{`-o "yaml": want table or json`})
 }
 
 // syncBuffer is a bytes.Buffer safe for concurrent writes and reads.
@@ -573,5 +577,9 @@ func TestRoutingWatchSummary(t *testing.T) {
 	}
 	if s.Primaries["a"] != 2 || s.Primaries["b"] != 0 || len(s.Primaries) != 2 {
 		t.Fatalf("primaries = %v", s.Primaries)
+	}
+	// Settled: active with no backup being filled (partition 1 only).
+	if s.Settled != 1 || s.Total != 3 {
+		t.Fatalf("settled %d of %d, want 1 of 3", s.Settled, s.Total)
 	}
 }

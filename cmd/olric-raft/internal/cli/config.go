@@ -82,8 +82,11 @@ type serverConfig struct {
 // fileConfig is the --config file: node.Config's yaml keys plus logging.
 type fileConfig struct {
 	node.Config `yaml:",inline"`
-	LogLevel    string `yaml:"log_level"`
-	LogFormat   string `yaml:"log_format"`
+	// LogLevel is the lowest level logged: debug, info, warn or error.
+	LogLevel string `yaml:"log_level"`
+	// LogFormat is text (logfmt-like key=value) or json (one object per
+	// line); every line carries the member id.
+	LogFormat string `yaml:"log_format"`
 }
 
 // buildServerConfig resolves the server's settings from the parsed flags,

@@ -203,18 +203,22 @@ func newRoutingCmd(d *Deps) *cobra.Command {
 
 // routingSummary is one line of 'routing --watch'.
 type routingSummary struct {
-	RoutingVersion uint64         `json:"routing_version"`
-	Alive          int            `json:"alive_members"`
-	Members        int            `json:"members"`
-	Active         int            `json:"active"`
-	Handoff        int            `json:"handoff"`
-	Unavailable    int            `json:"unavailable"`
-	Syncing        int            `json:"syncing_backups"`
-	Primaries      map[string]int `json:"primaries"`
+	RoutingVersion uint64 `json:"routing_version"`
+	Alive          int    `json:"alive_members"`
+	Members        int    `json:"members"`
+	Active         int    `json:"active"`
+	Handoff        int    `json:"handoff"`
+	Unavailable    int    `json:"unavailable"`
+	Syncing        int    `json:"syncing_backups"`
+	// Settled counts the partitions with nothing in flight: active, with
+	// no backup being filled.
+	Settled   int            `json:"settled"`
+	Total     int            `json:"partitions"`
+	Primaries map[string]int `json:"primaries"`
 }
 
 func summarize(rt *client.Routing) routingSummary {
-	s := routingSummary{RoutingVersion: rt.RoutingVersion, Members: len(rt.Members), Primaries: map[string]int{}}
+	s := routingSummary{RoutingVersion: rt.RoutingVersion, Members: len(rt.Members), Total: len(rt.Partitions), Primaries: map[string]int{}}
 	for _, m := range rt.Members {
 		if m.State == "alive" {
 			s.Alive++
@@ -231,6 +235,9 @@ func summarize(rt *client.Routing) routingSummary {
 			s.Unavailable++
 		}
 		s.Syncing += len(p.Syncing)
+		if p.State == "active" && len(p.Syncing) == 0 {
+			s.Settled++
+		}
 		if p.Primary != "" {
 			s.Primaries[p.Primary]++
 		}
@@ -277,8 +284,8 @@ func watchRouting(o *operator) error {
 				for _, id := range ids {
 					per = append(per, fmt.Sprintf("%s=%d", id, s.Primaries[id]))
 				}
-				fmt.Fprintf(o.d.Stdout, "%s  v%d  members %d/%d alive  partitions %d active, %d handoff, %d unavailable  syncing backups %d  primaries %s\n",
-					time.Now().Format("15:04:05"), s.RoutingVersion, s.Alive, s.Members, s.Active, s.Handoff, s.Unavailable, s.Syncing, strings.Join(per, " "))
+				fmt.Fprintf(o.d.Stdout, "%s  v%d  %s settled  members %d/%d alive  partitions %d active, %d handoff, %d unavailable  syncing backups %d  primaries %s\n",
+					time.Now().Format("15:04:05"), s.RoutingVersion, progressBar(s.Settled, s.Total), s.Alive, s.Members, s.Active, s.Handoff, s.Unavailable, s.Syncing, strings.Join(per, " "))
 			}
 		}
 		select {
@@ -380,6 +387,8 @@ func (o *operator) leaveProgress() (stop func()) {
 	done := make(chan struct{})
 	finished := make(chan struct{})
 	last := ""
+	total := -1 // what the member held when the leave began
+	bar := newProgressLine(o.d.Stderr)
 	show := func() {
 		ctx, cancel := context.WithTimeout(o.ctx(), time.Second)
 		st, err := o.c.Status(ctx)
@@ -387,10 +396,15 @@ func (o *operator) leaveProgress() (stop func()) {
 		if err != nil {
 			return // it may be shutting down already
 		}
-		line := fmt.Sprintf("leaving %s: %d primaries, %d backups, %d partitions not yet taken over",
-			st.NodeID, st.Primaries, st.Backups, st.HandoverPending)
+		left := st.Primaries + st.Backups + st.HandoverPending
+		if total < 0 {
+			total = left
+		}
+		total = max(total, left)
+		line := fmt.Sprintf("leaving %s %s handed over (%d primaries, %d backups, %d partitions not yet taken over)",
+			st.NodeID, progressBar(total-left, total), st.Primaries, st.Backups, st.HandoverPending)
 		if line != last {
-			fmt.Fprintln(o.d.Stderr, line)
+			bar.Show("%s", line)
 			last = line
 		}
 	}
@@ -411,5 +425,6 @@ func (o *operator) leaveProgress() (stop func()) {
 	return func() {
 		close(done)
 		<-finished
+		bar.Done()
 	}
 }
