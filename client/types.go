@@ -135,8 +135,11 @@ type Status struct {
 	Partitions     int         `json:"partitions"`
 	Unavailable    int         `json:"unavailable_partitions"`
 	Handoffs       int         `json:"handoffs"`
-	Primaries      int         `json:"primaries"`
-	Backups        int         `json:"backups"`
+	// SyncingBackups: backup slots being filled from their primary (moves
+	// and refills in flight).
+	SyncingBackups int `json:"syncing_backups"`
+	Primaries      int `json:"primaries"`
+	Backups        int `json:"backups"`
 	// HandoverPending: partitions this member led that their new primaries
 	// have not taken over yet (a leaving member waits for 0).
 	HandoverPending int     `json:"handover_pending"`

@@ -203,7 +203,7 @@ func TestStatusWarnsUnavailable(t *testing.T) {
 	if first := strings.SplitN(r.stdout, "\n", 2)[0]; !strings.HasPrefix(first, "WARNING: ") {
 		t.Errorf("the warning is not the first line:\n%s", r.stdout)
 	}
-	if got := findRow(r.stdout, "partitions:"); !slices.Equal(got, []string{"partitions:", "12 (2 unavailable, 0 in handoff)"}) {
+	if got := findRow(r.stdout, "partitions:"); !slices.Equal(got, []string{"partitions:", "12 (2 unavailable, 0 in handoff, 0 backups syncing)"}) {
 		t.Errorf("partitions row %q", got)
 	}
 

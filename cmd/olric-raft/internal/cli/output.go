@@ -141,7 +141,7 @@ func printStatus(w *tabw, st *client.Status) {
 		{"applied index", st.AppliedIndex},
 		{"routing version", st.RoutingVersion},
 		{"members", fmt.Sprintf("%d (%d alive, %d voters, %d in gossip)", st.Members, st.AliveMembers, st.Voters, st.GossipMembers)},
-		{"partitions", fmt.Sprintf("%d (%d unavailable, %d in handoff)", st.Partitions, st.Unavailable, st.Handoffs)},
+		{"partitions", fmt.Sprintf("%d (%d unavailable, %d in handoff, %d backups syncing)", st.Partitions, st.Unavailable, st.Handoffs, st.SyncingBackups)},
 		{"held here", fmt.Sprintf("%d primaries, %d backups", st.Primaries, st.Backups)},
 		{"uptime", uptime},
 	} {
