@@ -180,11 +180,14 @@
 //  1. Attach. When this member serves a partition, every backup in the
 //     table gets a copy first: Engine.BackfillSnapshot copies the
 //     partition under its lock and, under the same hold, registers the
-//     backup and queues the copy on the backup's sender, so the mutations
-//     that follow (Engine.OnMutation, also under the partition lock) are
-//     queued right after it, with no gap and no overlap.
+//     backup and queues the copy on the backup's sender, split into
+//     chunks of BackfillChunkBytes (default 4 MiB; chunk.go), so the
+//     mutations that follow (Engine.OnMutation, also under the partition
+//     lock) are queued right after its last chunk, with no gap and no
+//     overlap.
 //  2. Send. One sender goroutine per backup member sends, one batch at a
-//     time (up to 8192 mutations or 8 MiB), from two lanes: copies, and
+//     time (up to 8192 mutations or 8 MiB; one chunk of a copy), from
+//     two lanes: copies, and
 //     the mutations queued behind a copy until it is delivered, go in the
 //     bulk lane, paced to BackfillRate bytes per second (default
 //     256 MiB/s); the mutations of attached partitions go in the other
@@ -194,8 +197,10 @@
 //     (serveReplicate) checks each item against its own committed table —
 //     the sender must be the partition's primary at that epoch and this
 //     member one of its backups, waiting for the sender's routing version
-//     first — installs a copy (remembering the epoch it is a backup at)
-//     and applies mutations with Engine.ApplyReplicated, which skips
+//     first — stages the chunks of a copy in order (a chunk out of order
+//     drops the staged copy and is refused), installs the whole copy with
+//     its last chunk (remembering the epoch it is a backup at) and
+//     applies mutations with Engine.ApplyReplicated, which skips
 //     resent ones and refuses gaps and older epochs (fenced_epoch).
 //  3. Acknowledge. The backup answers its sequence number per partition;
 //     waiters (waitReplicated) are woken on every answer and every new
@@ -222,7 +227,10 @@
 // move copies. A backup
 // that is no longer listed drops its copy, unless the new primary may
 // still pull it or it was promoted and is still fencing the primary before
-// it. The copy of one partition must fit one RPC frame (64 MiB).
+// it. A copy travels in chunks, so a partition of any size reaches its
+// backups; one value must still fit one RPC frame (64 MiB), and so must a
+// partition pulled whole from a previous primary when no backup was in
+// sync (the stop-copy-switch handover, see above).
 //
 // A forwarded request whose primary stops answering (paused, cut off) is
 // given up when the routing table moves its partition to another epoch: a

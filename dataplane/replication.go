@@ -66,6 +66,10 @@ type replItem struct {
 	Resume    bool       `msgpack:"res,omitempty"`
 	ResumeSeq uint64     `msgpack:"rsq,omitempty"`
 	Muts      []Mutation `msgpack:"m,omitempty"`
+	// Chunk numbers the pieces of a copy sent in several (from 0); More:
+	// further chunks of the copy follow (chunk.go).
+	Chunk uint32 `msgpack:"ch,omitempty"`
+	More  bool   `msgpack:"more,omitempty"`
 }
 
 type replicateReply struct {
@@ -77,8 +81,10 @@ type replicateReply struct {
 // replResult: the backup's sequence number for P after the item, or why it
 // refused it.
 type replResult struct {
-	P       uint32 `msgpack:"p"`
-	Seq     uint64 `msgpack:"s"`
+	P   uint32 `msgpack:"p"`
+	Seq uint64 `msgpack:"s"`
+	// Partial: a chunk of a copy was staged; the copy is not installed yet.
+	Partial bool   `msgpack:"part,omitempty"`
 	Code    string `msgpack:"code,omitempty"`
 	Message string `msgpack:"msg,omitempty"`
 }
@@ -171,6 +177,10 @@ type repItem struct {
 	// detach and re-attach of the same backup, and is then dropped.
 	peer *repPeer
 	snap *PartitionSnapshot
+	// chunk and more: snap is chunk number chunk of a copy, and more
+	// chunks follow.
+	chunk uint32
+	more  bool
 	// resume: a Resume item at sequence m.Seq.
 	resume bool
 	m      Mutation
@@ -336,18 +346,22 @@ func (s *Service) attach(p uint32, epoch uint64, m metadata.Member) {
 			return
 		}
 		link := s.linkLocked(m.ID, m.ClusterAddr)
-		peer := &repPeer{link: link, snapSeq: snap.Seq, bulk: true, bulkQueued: 1}
+		chunks := splitSnapshot(snap, s.cfg.BackfillChunkBytes)
+		peer := &repPeer{link: link, snapSeq: snap.Seq, bulk: true, bulkQueued: len(chunks)}
 		rp.peers[m.ID] = peer
-		link.bulk = append(link.bulk, repItem{p: p, epoch: epoch, peer: peer, snap: snap, at: time.Now()})
+		now := time.Now()
+		for i, c := range chunks {
+			link.bulk = append(link.bulk, repItem{p: p, epoch: epoch, peer: peer, snap: c,
+				chunk: uint32(i), more: i < len(chunks)-1, at: now})
+		}
 		link.kick()
 	})
 }
 
 // Batch bounds of one replicate call.
 const (
-	maxBatchItems     = 8192
-	maxBatchBytes     = 8 << 20
-	maxBulkBatchBytes = 4 << 20
+	maxBatchItems = 8192
+	maxBatchBytes = 8 << 20
 )
 
 func (it *repItem) size() int {
@@ -428,11 +442,15 @@ func (s *Service) takeBatch(l *peerLink, bulk bool) (batch []repItem, addr strin
 	limit := maxBatchBytes
 	if bulk {
 		lane = &l.bulk
-		limit = maxBulkBatchBytes
+		limit = s.cfg.BackfillChunkBytes // a batch of the bulk lane is about one chunk
 	}
 	bytes := 0
-	for n < len(*lane) && n < maxBatchItems && (n == 0 || bytes < limit) {
-		bytes += (*lane)[n].size()
+	for n < len(*lane) && n < maxBatchItems {
+		sz := (*lane)[n].size()
+		if n > 0 && bytes+sz > limit {
+			break // a batch stays within limit unless one item exceeds it
+		}
+		bytes += sz
 		n++
 	}
 	taken := (*lane)[:n]
@@ -467,7 +485,7 @@ func (s *Service) sendBatch(l *peerLink, addr string, batch []repItem, bulk bool
 			req.Items[k].Muts = append(req.Items[k].Muts, it.m)
 			continue
 		}
-		item := replItem{P: it.p, Epoch: it.epoch, Snap: it.snap}
+		item := replItem{P: it.p, Epoch: it.epoch, Snap: it.snap, Chunk: it.chunk, More: it.more}
 		switch {
 		case it.resume:
 			item.Resume, item.ResumeSeq = true, it.m.Seq
@@ -559,6 +577,9 @@ func (s *Service) sendBatch(l *peerLink, addr string, batch []repItem, bulk bool
 				"code", res.Code, "err", res.Message)
 			s.failPeerLocked(res.P, rp, peer)
 			continue
+		}
+		if res.Partial {
+			continue // a chunk of its copy: nothing applied yet
 		}
 		peer.acked = max(peer.acked, res.Seq)
 		if res.Seq >= peer.snapSeq {
@@ -753,7 +774,10 @@ func (s *Service) serveReplicate(ctx context.Context, req *replicateRequest) rep
 		res := replResult{P: it.P}
 		seq, err := s.applyItem(t, req.From, it)
 		res.Seq = seq
-		if err != nil {
+		switch {
+		case errors.Is(err, errChunkStaged):
+			res.Partial = true
+		case err != nil:
 			res.Code, res.Message = replCode(err), err.Error()
 		}
 		out.Results = append(out.Results, res)
@@ -787,6 +811,7 @@ func (s *Service) applyItem(t *metadata.RoutingTable, from metadata.NodeID, it *
 	case it.Epoch < p.LeaderEpoch:
 		return 0, fmt.Errorf("%w: partition %d is at epoch %d here, batch from %d", ErrFencedEpoch, it.P, p.LeaderEpoch, it.Epoch)
 	case it.Epoch > p.LeaderEpoch || p.Primary != from || !slices.Contains(p.Backups, s.self):
+		s.dropStaged(it.P)
 		return 0, fmt.Errorf("%w: partition %d at epoch %d is led by %q with backups %v here; %s sent epoch %d",
 			errNotBackup, it.P, p.LeaderEpoch, p.Primary, p.Backups, from, it.Epoch)
 	}
@@ -794,10 +819,18 @@ func (s *Service) applyItem(t *metadata.RoutingTable, from metadata.NodeID, it *
 		if it.Snap.Fence != it.Epoch {
 			return 0, fmt.Errorf("%w: copy of partition %d fenced at %d, sent at epoch %d", ErrInvalid, it.P, it.Snap.Fence, it.Epoch)
 		}
+		snap := it.Snap
+		if it.More || it.Chunk > 0 {
+			whole, err := s.stageChunk(from, it)
+			if err != nil {
+				return 0, err
+			}
+			snap = whole
+		}
 		// Build the copy without the service lock (other partitions'
 		// requests need it); swap it in under the lock, if this member's
 		// role for the partition has not changed meanwhile.
-		prep, err := s.engine.PrepareInstall(it.P, it.Snap)
+		prep, err := s.engine.PrepareInstall(it.P, snap)
 		if err != nil {
 			return 0, err
 		}

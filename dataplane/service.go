@@ -81,6 +81,11 @@ type ServiceConfig struct {
 	// a failover) leaves room for client traffic. Default 256 MiB/s;
 	// negative: unpaced.
 	BackfillRate int64
+	// BackfillChunkBytes bounds the entries of one chunk of a copy sent
+	// to a new backup (a copy travels in as many chunks as it needs, so
+	// that no call exceeds the transport's frame limit). Default
+	// DefaultBackfillChunkBytes (4 MiB).
+	BackfillChunkBytes int
 	// UnsafeAckBeforeReplication answers requests without waiting for the
 	// in-sync backups: a deliberate bug for checker tests only.
 	UnsafeAckBeforeReplication bool
@@ -117,6 +122,9 @@ type Service struct {
 		// for this one): it may become that primary's backup without a
 		// copy if their sequence numbers match (0: no).
 		resumable []uint64
+		// staging holds copies being received in chunks, by partition
+		// (chunk.go).
+		staging map[uint32]*stagedCopy
 	}
 	rep   replication
 	stats serviceStats
@@ -144,6 +152,9 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	if cfg.BackfillRate == 0 {
 		cfg.BackfillRate = DefaultBackfillRate
 	}
+	if cfg.BackfillChunkBytes <= 0 {
+		cfg.BackfillChunkBytes = DefaultBackfillChunkBytes
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -169,6 +180,7 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	s.mu.marking = make(map[uint32]chan struct{})
 	s.mu.backupAt = make([]uint64, n)
 	s.mu.resumable = make([]uint64, n)
+	s.mu.staging = make(map[uint32]*stagedCopy)
 	s.rep.resume = make(map[uint32]resumeHint)
 	s.rep.parts = make([]repPart, n)
 	s.rep.links = make(map[metadata.NodeID]*peerLink)
