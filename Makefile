@@ -15,7 +15,7 @@ GOBIN       := $(shell $(GO) env GOPATH)/bin
 STATICCHECK := $(GOBIN)/staticcheck
 FUZZTIME    ?= 10s
 
-.PHONY: all build run test race lint bench bench-compare stress fuzz clean tools jepsen jepsen-ci jepsen-test ui-deps docs
+.PHONY: all build run test race lint bench bench-compare stress fuzz clean tools jepsen jepsen-ci jepsen-test ui-deps docs soak
 
 all: build
 
@@ -34,6 +34,13 @@ test:
 	$(GO) test -race -count=1 -timeout 15m $$($(GO) list $(PKGS) | grep -v /integration/jepsen)
 
 race: test
+
+# The soak test at length: 3 members over HTTP with more clients than
+# their connection limits admit (integration/soak; make test runs it for
+# 10s). Prints ops/s, answers by status, peak heap and RSS.
+SOAK_DURATION ?= 3m
+soak:
+	OLRIC_RAFT_SOAK_DURATION=$(SOAK_DURATION) $(GO) test -count=1 -timeout 30m -v -run TestSoak ./integration/soak/ 2>&1 | grep -v 'testcluster.go'
 
 # Regenerate docs/configuration.md from the server's flags and the config
 # structs (a test in make test fails while it is out of date).

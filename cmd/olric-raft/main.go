@@ -6,7 +6,9 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"runtime/pprof"
 
 	"github.com/olric-raft/olric-raft/cmd/olric-raft/internal/cli"
 	"github.com/olric-raft/olric-raft/node"
@@ -19,10 +21,32 @@ var version = "dev"
 var _ cli.Node = (*node.Node)(nil)
 
 func main() {
-	os.Exit(cli.Main(context.Background(), os.Args[1:], cli.Deps{
+	os.Exit(run())
+}
+
+// run is main without os.Exit, so that deferred calls run.
+//
+// OLRIC_RAFT_CPUPROFILE=FILE writes a CPU profile of the whole process
+// (go tool pprof FILE) from start to exit, for profiling a server under a
+// real client (scripts/bench-compare.sh, redis-benchmark).
+func run() int {
+	if path := os.Getenv("OLRIC_RAFT_CPUPROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "OLRIC_RAFT_CPUPROFILE: %v\n", err)
+			return cli.ExitUsage
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(os.Stderr, "OLRIC_RAFT_CPUPROFILE: %v\n", err)
+			return cli.ExitUsage
+		}
+		defer pprof.StopCPUProfile()
+	}
+	return cli.Main(context.Background(), os.Args[1:], cli.Deps{
 		NewNode: newNode,
 		Version: version,
-	}))
+	})
 }
 
 func newNode(cfg node.Config) (cli.Node, error) {
