@@ -121,10 +121,10 @@ func TestMetricsFollowTrafficAndFailover(t *testing.T) {
 		for _, m := range survivors {
 			g := gather(t, regs[m.Name])
 			checks := map[string]float64{
-				"olric_raft_routing_members{state=failed}":                       1,
+				"olric_raft_routing_members{state=failed}":                      1,
 				"olric_raft_routing_partitions_by_in_sync_replicas{replicas=2}": parts,
-				"olric_raft_routing_partitions{state=unavailable}":               0,
-				"olric_raft_handoffs_in_flight":                                  0,
+				"olric_raft_routing_partitions{state=unavailable}":              0,
+				"olric_raft_handoffs_in_flight":                                 0,
 			}
 			for _, role := range []string{"primary", "backup", "syncing"} {
 				checks[fmt.Sprintf("olric_raft_routing_member_partitions{member=%s,role=%s}", victim.Name, role)] = 0

@@ -29,8 +29,8 @@ type Listener struct {
 
 	open      atomic.Int64
 	rejected  atomic.Uint64
-	rejecting atomic.Int64 // reject answers in flight
-	wg       sync.WaitGroup // reject goroutines
+	rejecting atomic.Int64   // reject answers in flight
+	wg        sync.WaitGroup // reject goroutines
 }
 
 // New returns ln limited to max open connections (max ≤ 0: no limit).
