@@ -15,7 +15,7 @@ GOBIN       := $(shell $(GO) env GOPATH)/bin
 STATICCHECK := $(GOBIN)/staticcheck
 FUZZTIME    ?= 10s
 
-.PHONY: all build run test race lint bench bench-compare stress fuzz clean tools jepsen jepsen-ci jepsen-test ui-deps docs soak
+.PHONY: all build run test race lint bench bench-compare stress fuzz clean tools jepsen jepsen-ci jepsen-test ui-deps docs soak test-olric-client
 
 all: build
 
@@ -34,6 +34,14 @@ test:
 	$(GO) test -race -count=1 -timeout 15m $$($(GO) list $(PKGS) | grep -v /integration/jepsen)
 
 race: test
+
+# Olric's official Go client (github.com/olric-data/olric v0.6.1) against
+# real olric-raft processes: a module of its own (integration/olricclient,
+# so the main module does not depend on Olric); go fetches its modules
+# through the module proxy on first use. The test builds cmd/olric-raft
+# itself (go build from the repository root).
+test-olric-client:
+	cd integration/olricclient && $(GO) test -race -count=1 -timeout 10m ./...
 
 # The soak test at length: 3 members over HTTP with more clients than
 # their connection limits admit (integration/soak; make test runs it for

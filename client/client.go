@@ -3,6 +3,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,6 +29,9 @@ type Client struct {
 	base    string // scheme://host[:port][/prefix], no trailing slash
 	hc      *http.Client
 	timeout time.Duration
+	token   string // "": no Authorization header
+	// tlsConfig, from WithTLS, is applied to hc's transport by New.
+	tlsConfig *tls.Config
 }
 
 // Option configures a Client.
@@ -49,6 +53,16 @@ func WithTimeout(d time.Duration) Option {
 	return func(c *Client) { c.timeout = d }
 }
 
+// WithToken makes the Client send "Authorization: Bearer token" with every
+// request, for members started with --auth-tokens. The token's role
+// (read, write or admin) decides what the member allows: without a token,
+// or with an unknown one, it answers 401 (code unauthorized); with a role
+// too weak, 403 (code forbidden). Empty means no header. The token is
+// never part of an error.
+func WithToken(token string) Option {
+	return func(c *Client) { c.token = token }
+}
+
 // New returns a client of the member at address: a URL such as
 // "http://127.0.0.1:3380" or "https://host/prefix", or a bare "host:port"
 // (http is assumed).
@@ -61,6 +75,7 @@ func New(address string, opts ...Option) (*Client, error) {
 	for _, o := range opts {
 		o(c)
 	}
+	c.applyTLS()
 	return c, nil
 }
 
@@ -261,6 +276,9 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, 
 	req.Header.Set("Accept", "application/json")
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	if id, ok := ctx.Value(requestIDKey{}).(string); ok && id != "" {
 		req.Header.Set("X-Request-Id", id)

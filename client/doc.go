@@ -13,6 +13,20 @@
 //	v, err := c.Put(ctx, "users", "alice", []byte(`{"age":30}`), client.WithTTL(time.Hour))
 //	e, err := c.Get(ctx, "users", "alice") // e.Value is {"age":30}, e.JSON true
 //
+// # Authentication
+//
+// A member started with --auth-tokens wants a bearer token of a role
+// strong enough for each call (read: views and reads; write: key writes
+// and locks; admin: join, leave, remove, force-assign, Destroy). Give it
+// with WithToken, to New or NewRouted (then it goes to every member):
+//
+//	c, err := client.New(addr, client.WithToken(os.Getenv("OLRIC_RAFT_TOKEN")))
+//
+// No token or an unknown one is an *APIError with code unauthorized
+// (401); a token whose role is too weak, code forbidden (403), whose
+// message names the role needed. Neither is temporary. Tokens never
+// appear in errors.
+//
 // # Values
 //
 // Values are bytes, stored and read back byte for byte. Put sends them as

@@ -21,6 +21,8 @@ var (
 	// ErrUnexpectedResponse: a 2xx answer that is not what the API
 	// specifies (not JSON, too large, missing fields).
 	ErrUnexpectedResponse = errors.New("client: unexpected response")
+	// ErrInvalidTLS: the files given to LoadTLSConfig are not usable.
+	ErrInvalidTLS = errors.New("client: invalid TLS files")
 )
 
 // Error codes the server answers with (APIError.Code). They are stable;
@@ -32,6 +34,8 @@ const (
 	CodeMemberAlive        = "member_alive"        // 409: remove of a live member; use leave on it
 	CodePartitionAvailable = "partition_available" // 409: force-assign of a partition that still has a primary
 	CodeQuorumAtRisk       = "quorum_at_risk"      // 409: a voter leaving would leave Raft without a reachable majority
+	CodeUnauthorized       = "unauthorized"        // 401: no token, or an unknown one (WithToken)
+	CodeForbidden          = "forbidden"           // 403: the token's role is too weak; the message names the role needed
 	CodeTooLarge           = "too_large"           // 413: request body too large
 	CodeInternal           = "internal"            // 500: a server bug
 	CodeJoinFailed         = "join_failed"         // 502: no join address reachable

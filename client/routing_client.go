@@ -158,6 +158,7 @@ type Routed struct {
 	scheme  string        // of the first address: how members are reached
 	hc      *http.Client  // shared by every member's Client; observes versions
 	timeout time.Duration // per attempt (WithTimeout)
+	token   string        // WithToken, sent to every member
 	own     *http.Transport
 
 	table atomic.Pointer[routeTable] // never nil after NewRouted
@@ -197,7 +198,8 @@ type refreshCall struct {
 // at addresses belong to, with the default RoutedConfig. It fetches the
 // routing table from the first address that answers. Options are those of
 // New: WithTimeout bounds each attempt, WithHTTPClient replaces the pooled
-// default transport.
+// default transport, WithToken authenticates every request to every
+// member.
 func NewRouted(addresses []string, opts ...Option) (*Routed, error) {
 	return NewRoutedConfig(RoutedConfig{Addresses: addresses}, opts...)
 }
@@ -212,11 +214,13 @@ func NewRoutedConfig(cfg RoutedConfig, opts ...Option) (*Routed, error) {
 	for _, o := range opts {
 		o(proto)
 	}
-	r := &Routed{cfg: cfg, timeout: proto.timeout}
+	r := &Routed{cfg: cfg, timeout: proto.timeout, token: proto.token}
 	if proto.hc == nil {
 		r.own = newPooledTransport(cfg)
+		r.own.TLSClientConfig = proto.tlsConfig.Clone() // WithTLS; nil: defaults
 		r.hc = &http.Client{Transport: &versionObserver{next: r.own, note: r.noteVersion}}
 	} else {
+		proto.applyTLS()
 		hc := *proto.hc
 		base := hc.Transport
 		if base == nil {
@@ -255,7 +259,7 @@ func newPooledTransport(cfg RoutedConfig) *http.Transport {
 }
 
 func (r *Routed) clientOf(base string) *Client {
-	return &Client{base: base, hc: r.hc, timeout: r.timeout}
+	return &Client{base: base, hc: r.hc, timeout: r.timeout, token: r.token}
 }
 
 // Close stops background refreshes and closes idle connections of the

@@ -709,11 +709,22 @@ var errReplicaLost = errors.New("dataplane: partition moved on before its backup
 func (s *Service) waitReplicated(ctx context.Context, pid uint32, epoch, seq uint64) error {
 	r := &s.rep
 	var timer <-chan time.Time
+	var waitStart time.Time // when it first had to wait (for the metric)
+	defer func() {
+		if waitStart.IsZero() {
+			s.stats.replicationWait.Observe(0)
+		} else {
+			s.stats.replicationWait.Since(waitStart)
+		}
+	}()
 	for {
 		t := s.cfg.Routing.Routing()
 		p, _ := t.Partition(pid)
 		if p.Primary != s.self || p.LeaderEpoch != epoch {
 			return fmt.Errorf("%w: partition %d is at epoch %d led by %q", errReplicaLost, pid, p.LeaderEpoch, p.Primary)
+		}
+		if len(p.Backups) == len(p.Syncing) {
+			return nil // no backup in sync in the current table: nothing to wait for
 		}
 		r.mu.Lock()
 		ch := r.changed
@@ -735,6 +746,7 @@ func (s *Service) waitReplicated(ctx context.Context, pid uint32, epoch, seq uin
 			return nil
 		}
 		if timer == nil {
+			waitStart = time.Now()
 			tm := time.NewTimer(s.cfg.RouteTimeout)
 			defer tm.Stop()
 			timer = tm.C

@@ -120,6 +120,10 @@ type Request struct {
 	// with that result instead of being applied again. At most
 	// MaxRequestIDLen bytes; ignored on reads.
 	RequestID string `msgpack:"rid,omitempty"`
+
+	// pid is the request's partition + 1, when Do computed it (0: not
+	// known; never on the wire).
+	pid uint32
 }
 
 // Response is the result of a Request. Which fields are set depends on Op.

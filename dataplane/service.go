@@ -737,11 +737,17 @@ func (s *Service) local(ctx context.Context, req *Request) (*Response, uint64, e
 	if !t.Initialized() {
 		return nil, t.Version, fmt.Errorf("%w: routing table not initialized", ErrUnavailable)
 	}
-	pid, err := partitionOf(t, req)
-	if err != nil {
-		return nil, t.Version, err
+	var pid uint32
+	if req.pid != 0 && req.pid <= t.PartitionCount {
+		pid = req.pid - 1 // computed by Do (the partition count never changes)
+	} else {
+		var err error
+		if pid, err = partitionOf(t, req); err != nil {
+			return nil, t.Version, err
+		}
 	}
-	p := t.Partitions[pid]
+	var err error
+	p := &t.Partitions[pid]
 	if p.Primary != s.self {
 		return nil, t.Version, fmt.Errorf("%w: %s is not the primary of partition %d at version %d", ErrStaleRouting, s.self, pid, t.Version)
 	}
@@ -772,9 +778,7 @@ func (s *Service) local(ctx context.Context, req *Request) (*Response, uint64, e
 	// in-sync backup must hold before anyone is told.
 	var werr error
 	if !s.cfg.UnsafeAckBeforeReplication {
-		waitStart := time.Now()
 		werr = s.waitReplicated(ctx, pid, p.LeaderEpoch, s.engine.Seq(pid))
-		s.stats.replicationWait.Since(waitStart)
 	}
 	if werr != nil {
 		if req.Op.IsWrite() {
@@ -870,10 +874,13 @@ func (s *Service) Do(ctx context.Context, req *Request) (*Response, error) {
 	if err := validateRequest(req); err != nil {
 		return nil, err
 	}
-	deadline := time.Now().Add(s.cfg.RouteTimeout)
+	var deadline time.Time // set on the first retry: the fast path reads no clock
 	wait := 5 * time.Millisecond
 	var lastErr error
 	for attempt := 0; ; attempt++ {
+		if attempt == 1 {
+			deadline = time.Now().Add(s.cfg.RouteTimeout)
+		}
 		if attempt > 0 {
 			if time.Now().After(deadline) {
 				return nil, fmt.Errorf("%w: %w", ErrUnavailable, lastErr)
@@ -907,6 +914,7 @@ func (s *Service) Do(ctx context.Context, req *Request) (*Response, error) {
 			version uint64
 		)
 		if p.Primary == s.self {
+			fwd.pid = pid + 1
 			resp, version, err = s.local(ctx, &fwd)
 		} else {
 			s.stats.forwarded.Add(1)
@@ -921,6 +929,9 @@ func (s *Service) Do(ctx context.Context, req *Request) (*Response, error) {
 			s.stats.retries[RetryStaleRouting].Add(1)
 			lastErr = err
 			if version > t.Version {
+				if deadline.IsZero() {
+					deadline = time.Now().Add(s.cfg.RouteTimeout)
+				}
 				wctx, cancel := context.WithDeadline(ctx, deadline)
 				_, _ = s.cfg.Routing.WaitRouting(wctx, version)
 				cancel()

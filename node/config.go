@@ -137,6 +137,17 @@ type Config struct {
 	// eviction, value size limit).
 	DataPlane dataplane.Config `yaml:"dataplane"`
 
+	// TLS turns on mutual TLS on the cluster port (Raft and cluster RPC,
+	// accepted and dialed connections): every member presents its
+	// certificate and refuses a peer whose certificate does not chain to
+	// the CA. Off when every field is empty. All members must agree.
+	TLS TLSConfig `yaml:",inline"`
+	// GossipKeyFile, when set, names a file holding the base64 encoding of
+	// a 16, 24 or 32-byte key (like Consul's encrypt): memberlist encrypts
+	// and authenticates every gossip packet and stream with it (AES-GCM)
+	// and drops anything not sealed with it. All members must agree.
+	GossipKeyFile string `yaml:"gossip_key"`
+
 	// Faults, when set, injects network faults (tests only).
 	Faults transport.Faults `yaml:"-"`
 	// Unsafe breaks safety mechanisms on purpose, so that tests can show
@@ -146,6 +157,34 @@ type Config struct {
 	// Logger receives the node's logs (and Raft's and memberlist's). Nil
 	// means slog.Default().
 	Logger *slog.Logger `yaml:"-"`
+}
+
+// TLSConfig names the PEM files of a member's TLS material for the cluster
+// port. CertFile, KeyFile and CAFile go together.
+type TLSConfig struct {
+	// CertFile is the member's certificate (intermediates may follow it),
+	// good for TLS server and client authentication.
+	CertFile string `yaml:"tls_cert"`
+	// KeyFile is the certificate's private key.
+	KeyFile string `yaml:"tls_key"`
+	// CAFile holds the CA certificate(s) every member's certificate must
+	// chain to.
+	CAFile string `yaml:"tls_ca"`
+	// Provider, when set, is used instead of loading the files (which are
+	// then only informative): the server command shares one provider
+	// between the cluster port and its HTTP and RESP listeners, so that
+	// one reload (SIGHUP) renews all of them.
+	Provider *transport.TLSProvider `yaml:"-"`
+}
+
+// Enabled reports whether TLS is configured.
+func (t TLSConfig) Enabled() bool {
+	return t.Provider != nil || t.CertFile != "" || t.KeyFile != "" || t.CAFile != ""
+}
+
+// Files returns the file names as the transport package takes them.
+func (t TLSConfig) Files() transport.TLSFiles {
+	return transport.TLSFiles{CertFile: t.CertFile, KeyFile: t.KeyFile, CAFile: t.CAFile}
 }
 
 // DefaultConfig returns a configuration with every default filled in; the
@@ -227,6 +266,27 @@ func (c *Config) Validate() error {
 	if t.LeaseRenewInterval <= 0 || t.LeaseRenewInterval >= t.LeaseDuration/2 {
 		add("timing: lease_renew_interval (%v) must be positive and less than half of lease_duration (%v)",
 			t.LeaseRenewInterval, t.LeaseDuration)
+	}
+	if c.TLS.Enabled() && c.TLS.Provider == nil {
+		// Loading the files checks them (readable, matching key, chain to
+		// the CA, valid now); a missing one is reported by name.
+		for _, f := range []struct{ key, file string }{
+			{"tls_cert", c.TLS.CertFile}, {"tls_key", c.TLS.KeyFile}, {"tls_ca", c.TLS.CAFile},
+		} {
+			if f.file == "" {
+				add("%s: required when any of tls_cert, tls_key and tls_ca is set", f.key)
+			}
+		}
+		if c.TLS.CertFile != "" && c.TLS.KeyFile != "" && c.TLS.CAFile != "" {
+			if _, err := transport.NewTLSProvider(c.TLS.Files()); err != nil {
+				add("tls: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
+			}
+		}
+	}
+	if c.GossipKeyFile != "" {
+		if _, err := transport.LoadGossipKey(c.GossipKeyFile); err != nil {
+			add("gossip_key: %v", err)
+		}
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: %s", ErrInvalidConfig, strings.Join(errs, "; "))

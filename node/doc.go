@@ -14,15 +14,17 @@
 //
 // # Start-up (New)
 //
-//  1. Validate the Config (every problem at once).
+//  1. Validate the Config (every problem at once; with TLS or a gossip
+//     key, that includes loading and checking the files).
 //  2. Open raft-boltdb (log + stable store) and the file snapshot store under
 //     DataDir; create the FSM. raft.NewRaft restores the latest snapshot into
 //     the FSM before returning, so no reader sees a half-restored table.
-//  3. Listen on the cluster port (Raft and cluster RPC share it) and start
-//     Raft; with --bootstrap and no Raft state, bootstrap a one-member
-//     configuration.
+//  3. Listen on the cluster port (Raft and cluster RPC share it; mutual TLS
+//     with Config.TLS) and start Raft; with --bootstrap and no Raft state,
+//     bootstrap a one-member configuration.
 //  4. Serve cluster RPC, then start memberlist last (advertising incarnation
-//     and addresses in node metadata), so peers only find us once we answer.
+//     and addresses in node metadata; encrypted with Config.GossipKeyFile),
+//     so peers only find us once we answer.
 //  5. Start goroutines: watchLeadership; retryJoin (with --join);
 //     bootstrapExpect (with --bootstrap-expect and no Raft state).
 //
@@ -47,7 +49,14 @@
 //  1. Raft configuration: live gossip members become Raft servers (voters
 //     until RaftVoters live voters exist, then non-voters); a healthy
 //     non-voter is promoted when a voter is gone; dead servers are removed
-//     (a dead voter only once a replacement voter is live).
+//     (a dead voter only once a replacement voter is live). With TLS, a
+//     gossip member becomes a server only after the leader's ping of its
+//     cluster port succeeded, i.e. both accepted each other's certificate:
+//     gossip knows nothing of certificates, so without this check a member
+//     with the gossip key but a foreign certificate would be added to the
+//     Raft configuration (and weaken the quorum) without ever being able to
+//     take part. A refused member is probed again every few reconcile
+//     intervals and logged once per incarnation.
 //  2. InitRouting, once, from the live members that are Raft servers.
 //  3. Members: a new incarnation (restart) drops the member's replicas in the
 //     same entry that records it; a new member joins; a member memberlist
@@ -66,4 +75,15 @@
 // leader (which confirms leadership with VerifyLeader) for its commit index
 // and waits until its own FSM has applied that far. A new leader is ready
 // only after its first Barrier of the term.
+//
+// # Security
+//
+// Config.TLS (cluster port: Raft and cluster RPC) and Config.GossipKeyFile
+// (memberlist) are independent; use both to keep outsiders out: the gossip
+// key keeps them out of the member list, the certificates out of Raft, the
+// routing table and the data. ReloadTLS (SIGHUP in the server) swaps the
+// certificate, key and CA for new connections; the gossip key is read once.
+// With BootstrapExpect, a member holding the gossip key but a foreign
+// certificate stalls the bootstrap (the others cannot ask it for its Raft
+// state) rather than being part of it.
 package node

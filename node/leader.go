@@ -133,6 +133,43 @@ type reconciler struct {
 	// declared failed for being unknown to gossip before failGrace passed.
 	since       time.Time
 	absentSince map[metadata.NodeID]time.Time
+	// refusedAt is when a gossip member's cluster port last failed the
+	// probe of clusterPortAccepts, by member and incarnation.
+	refusedAt map[string]time.Time
+}
+
+// clusterPortAccepts reports whether the gossip member g may become a Raft
+// server. With TLS, gossip alone (which knows nothing of certificates)
+// must not let a member in: the leader first pings its cluster port, which
+// fails unless both sides accept each other's certificate. A refused
+// member is probed again at most every few reconcile intervals. Without
+// TLS it is always true.
+func (r *reconciler) clusterPortAccepts(id metadata.NodeID, g gossipMember, now time.Time) bool {
+	n := r.n
+	if n.tls == nil {
+		return true
+	}
+	key := string(id) + "/" + g.Meta.Incarnation
+	backoff := max(5*n.cfg.Timing.ReconcileInterval, time.Second)
+	if at, ok := r.refusedAt[key]; ok && now.Sub(at) < backoff {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	err := n.rpc.Call(ctx, g.Meta.ClusterAddr, methodPing, struct{}{}, nil)
+	cancel()
+	if err != nil {
+		if r.refusedAt == nil {
+			r.refusedAt = make(map[string]time.Time)
+		}
+		if _, again := r.refusedAt[key]; !again {
+			n.log.Warn("not adding member: its cluster port refused the TLS handshake or did not answer",
+				"member", id, "addr", g.Meta.ClusterAddr, "err", err)
+		}
+		r.refusedAt[key] = now
+		return false
+	}
+	delete(r.refusedAt, key)
+	return true
 }
 
 // failGrace is how long a member may be absent from this node's gossip view
@@ -357,6 +394,9 @@ func (r *reconciler) reconcileRaft(o observed, now time.Time) (bool, error) {
 		}
 		if m, ok := t.Member(id); ok && m.State == metadata.MemberLeaving && m.Incarnation == g.Meta.Incarnation {
 			continue // it is on its way out
+		}
+		if !r.clusterPortAccepts(id, g, now) {
+			continue // TLS refused (a foreign certificate): never a server
 		}
 		var f raft.IndexFuture
 		if liveVoters < n.cfg.RaftVoters {

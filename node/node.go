@@ -58,6 +58,9 @@ type Node struct {
 	gossip    *memberlist.Memberlist
 	delegate  *gossipDelegate
 	gossipTr  memberlist.Transport
+	// tls is the cluster port's TLS material (nil: plain TCP), set once in
+	// open.
+	tls *transport.TLSProvider
 
 	// dmaps is the data plane, created by watchRouting once routing is
 	// initialized; engine is its storage (closed by shutdown).
@@ -145,10 +148,18 @@ func (n *Node) open() error {
 		return fmt.Errorf("node: open snapshot store: %w", err)
 	}
 
+	if cfg.TLS.Enabled() {
+		if n.tls = cfg.TLS.Provider; n.tls == nil {
+			if n.tls, err = transport.NewTLSProvider(cfg.TLS.Files()); err != nil {
+				return fmt.Errorf("node: %w", err)
+			}
+		}
+	}
 	n.mux, err = transport.Listen(transport.Config{
 		BindAddr: cfg.ClusterAddr,
 		Faults:   cfg.Faults,
 		Logger:   n.log,
+		TLS:      n.tls,
 	})
 	if err != nil {
 		return fmt.Errorf("node: cluster port: %w", err)
@@ -260,6 +271,17 @@ func (n *Node) openGossip() error {
 		mc.RetransmitMult = 2
 		mc.GossipToTheDeadTime = 5 * cfg.Timing.GossipProbeInterval
 	}
+	if cfg.GossipKeyFile != "" {
+		key, err := transport.LoadGossipKey(cfg.GossipKeyFile)
+		if err != nil {
+			_ = tr.Shutdown()
+			n.gossipTr = nil
+			return fmt.Errorf("node: %w", err)
+		}
+		mc.SecretKey = key
+		mc.GossipVerifyIncoming = true
+		mc.GossipVerifyOutgoing = true
+	}
 	ml, err := memberlist.Create(mc)
 	if err != nil {
 		_ = tr.Shutdown()
@@ -272,6 +294,16 @@ func (n *Node) openGossip() error {
 	ln := ml.LocalNode()
 	n.gossipAdvertise = net.JoinHostPort(ln.Addr.String(), strconv.Itoa(int(ln.Port)))
 	return nil
+}
+
+// ReloadTLS reads the cluster port's TLS files again: new connections use
+// the new certificate, key and CA; established ones keep theirs. On failure
+// the old material stays in use. Without TLS it does nothing.
+func (n *Node) ReloadTLS() error {
+	if n.tls == nil {
+		return nil
+	}
+	return n.tls.Reload()
 }
 
 // gossipAddr is the address memberlist advertises.
@@ -491,6 +523,7 @@ func (n *Node) Status() Status {
 		case metadata.PartitionHandoff:
 			st.Handoffs++
 		}
+		st.SyncingBackups += len(p.Syncing)
 		if p.Primary == n.cfg.NodeID {
 			st.Primaries++
 		}

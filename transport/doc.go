@@ -32,7 +32,26 @@
 //     link fails at once with ErrUnreachable, an established stream breaks
 //     as soon as either direction is cut, delays stall writes (and, for the
 //     reverse direction, reads), and packets are dropped or delayed at the
-//     sender. Receive paths are unchanged.
+//     sender. Receive paths are unchanged. With TLS on, TLS runs on top of
+//     the fault-injected conn, so faults apply the same way.
+//  5. TLS (Config.TLS, a *TLSProvider): mutual TLS 1.3 on every cluster-port
+//     connection, accepted and dialed, Raft and RPC alike. Both sides
+//     present the provider's current certificate and verify the peer's
+//     chain against its CA pool with the right extended key usage
+//     (serverAuth for the accepting side, clientAuth for the dialer); host
+//     names are not checked (membership is "holds a certificate of the
+//     cluster CA"; addresses come from gossip). A refused handshake closes
+//     that connection only, is counted in Stats.Rejected and logged once at
+//     warn on each side that sees it (remote address and reason, never key
+//     material); Dial returns an error wrapping ErrUnreachable and
+//     ErrHandshake. The provider keeps the key pair and CA pool behind an
+//     atomic pointer read by the tls.Config callbacks (GetCertificate,
+//     GetClientCertificate, VerifyConnection), so TLSProvider.Reload changes
+//     what new connections use; established ones keep theirs, and a failed
+//     reload keeps the old material. TLSProvider.ClientsConfig and
+//     ClientsListener serve the same certificate to HTTP and RESP clients
+//     (no client certificate required). LoadGossipKey reads memberlist's
+//     encryption key (base64 of 16, 24 or 32 bytes).
 //
 // # Wire format of the cluster port
 //
@@ -41,6 +60,15 @@
 //	0x52 'R'  Raft: the rest is hashicorp/raft's NetworkTransport protocol,
 //	          opaque to this package
 //	0x43 'C'  cluster RPC: the rest is a stream of frames in each direction
+//
+// With TLS (Config.TLS) the connection is TLS 1.3 from its first byte; the
+// kind byte is the first application byte inside it, and the accepting side
+// answers with the same byte (an acknowledgment, sent only with TLS) before
+// anything else flows: in TLS 1.3 the server checks the client's certificate
+// after the client's side of the handshake is done, so the acknowledgment is
+// how Dial learns, within the handshake deadline, that it was accepted.
+// Everything after it is as without TLS. Members with and without TLS
+// cannot talk to each other.
 //
 // An RPC frame is
 //
@@ -87,8 +115,9 @@
 // # Errors
 //
 // Sentinels (ErrClosed, ErrUnreachable, ErrConnLost, ErrTimeout,
-// ErrFrameTooLarge, ErrMalformed, ErrUnknownKind, ErrInvalidConfig) are
-// wrapped with %w; test with errors.Is. ErrUnreachable means the request was
+// ErrFrameTooLarge, ErrMalformed, ErrUnknownKind, ErrInvalidConfig,
+// ErrHandshake, ErrTLSConfig, ErrGossipKey) are wrapped with %w; test with
+// errors.Is. ErrUnreachable means the request was
 // surely not delivered (safe to retry); ErrConnLost and ErrTimeout are
 // indeterminate. Handler errors cross the wire as codes and come back as
 // *RemoteError; a remote CodeDeadlineExceeded also matches ErrTimeout and
@@ -99,8 +128,12 @@
 //  1. Mux accept loop, one per Mux: stopped by Mux.Close (closes the
 //     listener), which waits for it.
 //  2. Handshake, one per accepted connection until its kind byte arrives (at
-//     most 1024 at once, each at most HandshakeTimeout): ends on its own, or
-//     Mux.Close closes the connection; Mux.Close waits.
+//     most 1024 at once, each at most HandshakeTimeout, which with TLS
+//     bounds the TLS handshake, the kind byte and its acknowledgment
+//     together, so a peer that never completes a handshake cannot hold it):
+//     ends on its own, or Mux.Close closes the connection; Mux.Close waits.
+//     On the dialing side the handshake runs in Dial's caller, bounded by
+//     the earlier of ctx's deadline and HandshakeTimeout.
 //  3. RPC acceptor, one per Mux after ServeRPC: ends when Mux.Close closes
 //     the KindRPC listener; Mux.Close waits.
 //  4. RPC server, per connection: a reader, a writer (the only writer of the
@@ -119,6 +152,8 @@
 //     pending timers, waits for those firing, and stops NetTransport.
 //  7. FaultNetwork runs none: a cut closes the affected streams in the
 //     caller's goroutine.
+//  8. TLSProvider runs none: ClientsListener's handshake runs in the first
+//     Read or Write of the connection's user, bounded by its timeout.
 //
 // Not ours but relying on us: raft's NetworkTransport runs an accept loop
 // (stopped by its Close, which closes the RaftLayer) and one goroutine per

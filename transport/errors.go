@@ -41,6 +41,18 @@ var (
 
 	// ErrInvalidConfig wraps every problem Config.Validate reports.
 	ErrInvalidConfig = errors.New("transport: invalid config")
+
+	// ErrTLSConfig wraps every problem with TLS files found by
+	// NewTLSProvider and TLSProvider.Reload.
+	ErrTLSConfig = errors.New("transport: bad TLS material")
+
+	// ErrHandshake means a TLS handshake on the cluster port failed: the
+	// peer's certificate was refused, or the peer refused ours, or the
+	// peer does not speak TLS. Dial wraps it together with ErrUnreachable.
+	ErrHandshake = errors.New("transport: TLS handshake failed")
+
+	// ErrGossipKey wraps every problem LoadGossipKey finds.
+	ErrGossipKey = errors.New("transport: bad gossip key")
 )
 
 // Stable error codes carried in RPC responses. Handlers may use their own

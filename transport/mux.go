@@ -49,6 +49,11 @@ type Config struct {
 	AdvertiseAddr string
 	// Faults injects network faults in tests; nil in production.
 	Faults Faults
+	// TLS, when set, turns on mutual TLS for every connection of the
+	// cluster port, accepted and dialed (Raft and RPC alike): both sides
+	// present the provider's current certificate and verify the peer's
+	// against its CA pool. Nil: plain TCP. All members must agree.
+	TLS *TLSProvider
 	// Logger receives the Mux's and its RPC server's logs; nil discards.
 	Logger *slog.Logger
 	// HandshakeTimeout is how long an accepted connection may take to send
@@ -253,8 +258,12 @@ func (m *Mux) RaftLayer() raft.StreamLayer { return m.raftLayer }
 
 // Dial connects to the Mux at addr and writes the kind byte. ctx bounds the
 // dial and the kind byte's write. With Faults set, a cut link fails at once
-// with ErrUnreachable and the conn is wrapped so a later cut breaks it. The
-// conn is closed by Mux.Close if still open.
+// with ErrUnreachable and the conn is wrapped so a later cut breaks it. With
+// Config.TLS it also runs the TLS handshake (on top of the fault-injected
+// conn) and waits for the peer's acknowledgment of the kind byte, within
+// the earlier of ctx's deadline and HandshakeTimeout; a refusal (either
+// side's) returns an error wrapping ErrUnreachable and ErrHandshake and is
+// logged. The conn is closed by Mux.Close if still open.
 func (m *Mux) Dial(ctx context.Context, addr string, kind byte) (net.Conn, error) {
 	if kind != KindRaft && kind != KindRPC {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownKind, kind)
@@ -281,6 +290,9 @@ func (m *Mux) Dial(ctx context.Context, addr string, kind byte) (net.Conn, error
 	tc, err := m.track(c)
 	if err != nil {
 		return nil, err
+	}
+	if m.cfg.TLS != nil {
+		return m.clientHandshake(ctx, tc, addr, kind)
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		_ = tc.SetWriteDeadline(dl)
@@ -412,11 +424,26 @@ func (m *Mux) acceptLoop() {
 }
 
 // handshake reads the kind byte of an accepted conn within
-// HandshakeTimeout and routes the conn to its per-kind listener.
-func (m *Mux) handshake(c *trackedConn) {
+// HandshakeTimeout (with TLS: the TLS handshake, the kind byte and its
+// acknowledgment, all within HandshakeTimeout) and routes the conn to its
+// per-kind listener.
+func (m *Mux) handshake(tc *trackedConn) {
 	defer m.wg.Done()
 	defer func() { <-m.handshakes }()
-	_ = c.SetReadDeadline(time.Now().Add(m.cfg.HandshakeTimeout))
+	_ = tc.SetDeadline(time.Now().Add(m.cfg.HandshakeTimeout))
+	var c net.Conn = tc
+	if m.cfg.TLS != nil {
+		sc, err := m.serverHandshake(tc)
+		if err != nil {
+			m.rejected.Add(1)
+			if !m.isClosed() {
+				m.logger.Warn("TLS handshake with peer failed; connection refused", "remote", tc.RemoteAddr().String(), "error", err)
+			}
+			_ = tc.Close()
+			return
+		}
+		c = sc
+	}
 	var kind [1]byte
 	if _, err := io.ReadFull(c, kind[:]); err != nil {
 		m.rejected.Add(1)
@@ -426,7 +453,17 @@ func (m *Mux) handshake(c *trackedConn) {
 		_ = c.Close()
 		return
 	}
-	_ = c.SetReadDeadline(time.Time{})
+	if m.cfg.TLS != nil && (kind[0] == KindRaft || kind[0] == KindRPC) {
+		if _, err := c.Write(kind[:]); err != nil {
+			m.rejected.Add(1)
+			if !m.isClosed() {
+				m.logger.Warn("handshake failed; closing connection", "remote", c.RemoteAddr(), "error", err)
+			}
+			_ = c.Close()
+			return
+		}
+	}
+	_ = tc.SetDeadline(time.Time{})
 	var kl *kindListener
 	switch kind[0] {
 	case KindRaft:

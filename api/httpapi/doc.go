@@ -118,6 +118,33 @@
 // Each data operation runs with a budget of 15s (a lock: plus its wait,
 // a destroy: 30s) on top of the client's own deadline.
 //
+// # Authentication
+//
+// With Options.Auth (the server's --auth-tokens), every route but GET
+// /healthz, /readyz and the page's static assets (/ui, /ui/...) needs
+// "Authorization: Bearer TOKEN" (scheme case-insensitive, one header)
+// with a token whose role is strong enough; the roles include each other
+// (admin > write > read):
+//
+//	open   /healthz, /readyz, /ui, /ui/{file}
+//	read   GET /v1/cluster/{routing,members,leader,locate}, /v1/status,
+//	       /metrics, GET /v1/dmaps/{dmap}/keys and .../keys/{key}
+//	write  PUT and DELETE .../keys/{key}, POST .../incr, incrbyfloat,
+//	       expire, getput, lock, unlock, lease
+//	admin  POST /v1/cluster/join, /v1/cluster/leave,
+//	       /v1/cluster/partitions/force-assign, DELETE
+//	       /v1/cluster/members/{id}, DELETE /v1/dmaps/{dmap} (destroy)
+//
+// No token, a malformed header or an unknown token: 401 unauthorized with
+// WWW-Authenticate: Bearer realm="olric-raft". A known token whose role is
+// too weak: 403 forbidden, its message naming the token's role and the
+// role needed ("this token's role is read; PUT /v1/dmaps/{dmap}/keys/{key}
+// needs write"). The check runs before anything else of the route (body,
+// validation, the Cluster). Every refusal is logged (warn) with method,
+// path, remote address, role and reason, never the token. routeRoles (auth.go)
+// is the one table; New panics on a route missing from it. Unknown paths
+// and wrong methods still answer 404 and 405 without a token.
+//
 // # Contract
 //
 //  1. Every response is JSON (Content-Type: application/json), including

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/olric-raft/olric-raft/auth"
 	"github.com/olric-raft/olric-raft/dataplane"
 	"github.com/olric-raft/olric-raft/metadata"
 	"github.com/olric-raft/olric-raft/metrics"
@@ -84,6 +85,11 @@ type Options struct {
 	// format), and every request is recorded in its Registry.HTTP (route
 	// pattern, status code, latency). Nil means neither.
 	Registry *metrics.Registry
+	// Auth, if set, turns authentication on: every route but the probes
+	// and the page's static assets needs "Authorization: Bearer TOKEN"
+	// with a token of the role the route needs (auth.go, routeRoles); 401
+	// unauthorized or 403 forbidden otherwise. Nil: no authentication.
+	Auth *auth.Store
 }
 
 // DefaultMaxBodyBytes is the request body limit when Options.MaxBodyBytes
@@ -145,6 +151,7 @@ type api struct {
 	onLeft   func()
 	registry *metrics.Registry // nil: no /metrics
 	metrics  *metrics.HTTP     // nil: requests are not recorded
+	auth     *auth.Store       // nil: no authentication
 	mux      *http.ServeMux
 }
 
@@ -162,6 +169,7 @@ func New(c Cluster, opts Options) http.Handler {
 		maxValue: opts.MaxValueBytes,
 		onLeft:   opts.OnLeft,
 		registry: opts.Registry,
+		auth:     opts.Auth,
 		mux:      http.NewServeMux(),
 	}
 	if a.log == nil {
@@ -222,7 +230,12 @@ func (a *api) routes() {
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
 func (a *api) handle(pattern string, h handlerFunc) {
+	need := roleOf(pattern) // panics on a route without a role
 	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		if err := a.authorize(w, r, pattern, need); err != nil {
+			a.writeError(w, r, err)
+			return
+		}
 		if sv, ok := r.Context().Value(slashValuesKey{}).(slashValues); ok {
 			if sv.dmap {
 				r.SetPathValue("dmap", "/")

@@ -57,8 +57,8 @@ func (s *Server) exec(ctx context.Context, w replier, args [][]byte) bool {
 		}
 	case "select":
 		x.selectDB()
-	case "auth":
-		w.WriteError("ERR AUTH not enabled")
+	case "auth": // with Options.Auth, gate answers it (auth.go)
+		w.WriteError(replyAuthNotConfigured)
 	case "hello":
 		w.WriteError("NOPROTO this server supports RESP2 only")
 	case "command":
@@ -116,7 +116,11 @@ func (s *Server) exec(ctx context.Context, w replier, args [][]byte) bool {
 	case "dm.destroy":
 		x.dmDestroy()
 	case "dm.scan":
-		if x.arity(2, -1) {
+		switch {
+		case !x.arity(2, -1):
+		case isOlricScan(x.args):
+			x.dmScanPartition()
+		default:
 			x.scan(string(x.args[0]), x.args[1], x.args[2:])
 		}
 	case "dm.lock":
@@ -345,6 +349,10 @@ func (x *call) parseExpiry(args [][]byte, i int, e *expiry, allowKeep bool) int 
 	if e.set || i+1 >= len(args) {
 		x.syntax()
 		return -1
+	}
+	if unit == time.Second && strings.HasPrefix(x.name, "dm.") {
+		// Olric's client sends EX and EXAT as float seconds.
+		return x.parseSecondsExpiry(args[i+1], abs, e)
 	}
 	n, ok := parseInt(args[i+1])
 	if !ok {
@@ -722,36 +730,39 @@ func (x *call) dmPut() {
 	x.w.WriteString("OK")
 }
 
+// dmGet: DM.GET dmap key [RW] (RW: the entry in Olric's encoding).
 func (x *call) dmGet() {
-	if !x.arity(2, 2) {
+	if !x.arity(2, 3) {
+		return
+	}
+	raw, ok := x.rawFlag(x.args[2:])
+	if !ok {
 		return
 	}
 	resp, err := x.do(&dataplane.Request{Op: dataplane.OpGet, DMap: string(x.args[0]), Key: string(x.args[1])})
-	if err != nil {
+	switch {
+	case err != nil:
 		x.fail(err)
-		return
+	case raw:
+		x.w.WriteBulk(olricEntry(string(x.args[1]), resp.Value, resp.TTL, time.Now()))
+	default:
+		x.w.WriteBulk(resp.Value)
 	}
-	x.w.WriteBulk(resp.Value)
 }
 
 func (x *call) dmExpire() {
 	if !x.arity(3, 3) {
 		return
 	}
-	n, ok := parseInt(x.args[2])
+	ttl, ok := x.duration(x.args[2], x.name == "dm.expire")
 	if !ok {
-		x.notInt()
 		return
 	}
-	unit := time.Second
-	if x.name == "dm.pexpire" {
-		unit = time.Millisecond
-	}
-	if n <= 0 || n > int64(dataplane.MaxTTL/unit) {
+	if ttl <= 0 {
 		x.w.WriteError("ERR invalid expire time in '" + x.name + "' command")
 		return
 	}
-	resp, err := x.do(&dataplane.Request{Op: dataplane.OpExpire, DMap: string(x.args[0]), Key: string(x.args[1]), TTL: time.Duration(n) * unit})
+	resp, err := x.do(&dataplane.Request{Op: dataplane.OpExpire, DMap: string(x.args[0]), Key: string(x.args[1]), TTL: ttl})
 	switch {
 	case err != nil:
 		x.fail(err)
@@ -802,16 +813,25 @@ func (x *call) dmIncrByFloat() {
 	x.w.WriteBulkString(strconv.FormatFloat(resp.Float, 'f', -1, 64))
 }
 
+// dmGetPut: DM.GETPUT dmap key value [RW] (RW: the previous entry in
+// Olric's encoding, without its TTL).
 func (x *call) dmGetPut() {
-	if !x.arity(3, 3) {
+	if !x.arity(3, 4) {
+		return
+	}
+	raw, ok := x.rawFlag(x.args[3:])
+	if !ok {
 		return
 	}
 	resp, err := x.do(&dataplane.Request{Op: dataplane.OpGetPut, DMap: string(x.args[0]), Key: string(x.args[1]), Value: x.args[2]})
-	if err != nil {
+	switch {
+	case err != nil:
 		x.fail(err)
-		return
+	case raw && resp.Found:
+		x.w.WriteBulk(olricEntry(string(x.args[1]), resp.Value, 0, time.Now()))
+	default:
+		x.bulkOrNull(resp.Found, resp.Value)
 	}
-	x.bulkOrNull(resp.Found, resp.Value)
 }
 
 func (x *call) dmDestroy() {
@@ -825,22 +845,20 @@ func (x *call) dmDestroy() {
 	x.w.WriteString("OK")
 }
 
-// dmLock: DM.LOCK dmap key seconds [EX s|PX ms]. seconds is the wait; the
-// lease defaults to it.
+// dmLock: DM.LOCK dmap key seconds [EX s|PX ms]. seconds (fractions
+// allowed) is the wait; the lease defaults to the wait, at least
+// dataplane.DefaultLockLease.
 func (x *call) dmLock() {
 	if !x.arity(3, 5) {
 		return
 	}
-	wait, ok := parseInt(x.args[2])
+	wait, ok := parseSeconds(x.args[2])
 	if !ok {
-		x.notInt()
-		return
-	}
-	if wait < 0 || wait > int64(dataplane.MaxTTL/time.Second) {
 		x.w.WriteError("ERR invalid timeout in 'dm.lock' command")
 		return
 	}
-	lease := time.Duration(wait) * time.Second
+	// Olric's locks without EX/PX never expire; ours get a lease.
+	lease := max(wait, dataplane.DefaultLockLease)
 	if len(x.args) > 3 {
 		var e expiry
 		if len(x.args) != 5 || (!is(x.args[3], "ex") && !is(x.args[3], "px")) {
@@ -857,7 +875,7 @@ func (x *call) dmLock() {
 		return
 	}
 	// The wait must end before the command's deadline.
-	w := time.Duration(wait) * time.Second
+	w := wait
 	if dl, ok := x.ctx.Deadline(); ok {
 		w = min(w, time.Until(dl)-100*time.Millisecond)
 	}
@@ -906,20 +924,15 @@ func (x *call) dmLease() {
 	if !ok {
 		return
 	}
-	n, ok := parseInt(x.args[3])
+	lease, ok := x.duration(x.args[3], x.name == "dm.locklease")
 	if !ok {
-		x.notInt()
 		return
 	}
-	unit := time.Second
-	if x.name == "dm.plocklease" {
-		unit = time.Millisecond
-	}
-	if n <= 0 || n > int64(dataplane.MaxTTL/unit) {
+	if lease <= 0 {
 		x.w.WriteError("ERR invalid lease in '" + x.name + "' command")
 		return
 	}
-	resp, err := x.do(&dataplane.Request{Op: dataplane.OpLease, DMap: string(x.args[0]), Key: string(x.args[1]), Token: tok, TTL: time.Duration(n) * unit})
+	resp, err := x.do(&dataplane.Request{Op: dataplane.OpLease, DMap: string(x.args[0]), Key: string(x.args[1]), Token: tok, TTL: lease})
 	switch {
 	case err != nil:
 		x.fail(err)
@@ -932,66 +945,4 @@ func (x *call) dmLease() {
 
 // ---- cluster ----
 
-func (x *call) routingTable() {
-	if !x.arity(0, 0) {
-		return
-	}
-	t := x.s.c.Routing()
-	x.w.WriteArray(len(t.Partitions))
-	for _, p := range t.Partitions {
-		x.w.WriteArray(5)
-		x.w.WriteInt64(int64(p.ID))
-		x.w.WriteBulkString(p.State.String())
-		x.w.WriteBulkString(string(p.Primary))
-		x.w.WriteArray(len(p.Backups))
-		for _, b := range p.Backups {
-			x.w.WriteBulkString(string(b))
-		}
-		x.w.WriteInt64(int64(p.LeaderEpoch))
-	}
-}
-
-func (x *call) members() {
-	if !x.arity(0, 0) {
-		return
-	}
-	ms, _ := x.s.c.Members()
-	x.w.WriteArray(len(ms))
-	for _, m := range ms {
-		x.w.WriteArray(8)
-		x.w.WriteBulkString(string(m.ID))
-		x.w.WriteBulkString(m.RESPAddr)
-		x.w.WriteBulkString(m.HTTPAddr)
-		x.w.WriteBulkString(m.ClusterAddr)
-		x.w.WriteBulkString(m.StateName)
-		x.w.WriteInt(b2i(m.Leader))
-		x.w.WriteInt(m.Primaries)
-		x.w.WriteInt(m.Backups)
-	}
-}
-
-func (x *call) stats() {
-	if !x.arity(0, 0) {
-		return
-	}
-	st := x.s.c.Status()
-	pairs := []struct {
-		k string
-		v int64
-	}{
-		{"routing_version", int64(st.RoutingVersion)},
-		{"members", int64(st.Members)},
-		{"alive_members", int64(st.AliveMembers)},
-		{"partitions", int64(st.Partitions)},
-		{"unavailable", int64(st.Unavailable)},
-		{"primaries", int64(st.Primaries)},
-		{"backups", int64(st.Backups)},
-		{"uptime_seconds", int64(st.UptimeSeconds)},
-		{"ready", int64(b2i(st.Ready))},
-	}
-	x.w.WriteArray(2 * len(pairs))
-	for _, p := range pairs {
-		x.w.WriteBulkString(p.k)
-		x.w.WriteInt64(p.v)
-	}
-}
+// CLUSTER.ROUTINGTABLE, CLUSTER.MEMBERS and STATS are in olric.go.

@@ -26,40 +26,104 @@
 //	TTL key  PTTL key  (-2 missing, -1 no expiry)
 //	MGET key...  MSET key value [key value ...]  (MSET is not atomic)
 //	SCAN cursor [MATCH pattern] [COUNT n]
-//	AUTH ... -> "-ERR AUTH not enabled"
+//	AUTH [username] token  (see Authentication; without Options.Auth:
+//	    "-ERR AUTH <password> called without any password configured ...")
+//
+// # Authentication
+//
+// With Options.Auth (the server's --auth-tokens), a connection must
+// authenticate before anything but AUTH, HELLO and QUIT (PING included,
+// as in redis-server); other commands get "-NOAUTH Authentication
+// required.". AUTH token, or Redis 6's AUTH username token (the username
+// is ignored: the token alone decides the role; so redis-cli -a TOKEN,
+// redis-cli --user x --pass TOKEN and go-redis's Password option work),
+// answers +OK, or "-WRONGPASS invalid username-password pair or user is
+// disabled." and leaves the connection as it was. HELLO's AUTH username
+// token option is checked the same way. A command the token's role may
+// not run gets "-NOPERM this user has no permissions to run the 'cmd'
+// command (this token's role is read; 'cmd' needs write)". The roles
+// (commandRoles in auth.go, the one table): read runs PING, ECHO,
+// SELECT, COMMAND, CONFIG GET, INFO, CLIENT, GET, MGET, EXISTS, TTL,
+// PTTL, SCAN, DM.GET, DM.SCAN, CLUSTER.*, STATS; write adds SET, MSET,
+// DEL, INCR*, DECR*, EXPIRE, PEXPIRE and the other DM.* commands (locks
+// included); admin adds DM.DESTROY. A command missing from the table is
+// never run with authentication on ("unknown command"), and a test fails
+// when exec dispatches one. The connection keeps the token's SHA-256
+// digest, not the token, and looks its role up again for every command:
+// a token removed by a reload (SIGHUP) stops working on open connections
+// at their next command (NOAUTH).
 //
 // # Olric's DM.* commands (Olric's argument order)
 //
-//	DM.PUT dmap key value [EX s|PX ms|EXAT t|PXAT t] [NX|XX] -> +OK
+// As Olric 0.6.1 does (its Go client is tested against these in
+// integration/olricclient), seconds are decimal and may have a fraction
+// ("1.5"; Olric's client sends time.Duration.Seconds()), rounded to the
+// millisecond; ms are integers.
+//
+//	DM.PUT dmap key value [EX s|PX ms|EXAT s|PXAT ms] [NX|XX] -> +OK
 //	    (NX on an existing key: -KEYFOUND; XX on a missing one: -KEYNOTFOUND)
-//	DM.GET dmap key -> bulk, or -KEYNOTFOUND key not found
+//	DM.GET dmap key [RW] -> bulk, or -KEYNOTFOUND key not found. With RW
+//	    the bulk is the entry in Olric's storage encoding, which Olric's
+//	    client decodes: key length (1 byte; 0 and no key when the key is
+//	    over 255 bytes), key, expiry (8 bytes big endian, unix ms, 0 for
+//	    none), timestamp and last access (8 bytes each, always 0), value
+//	    length (4 bytes), value.
 //	DM.DEL dmap key [key...] -> integer (how many existed)
 //	DM.EXPIRE dmap key seconds, DM.PEXPIRE dmap key ms -> +OK or -KEYNOTFOUND
 //	DM.INCR dmap key delta, DM.DECR dmap key delta -> integer
 //	DM.INCRBYFLOAT dmap key delta -> bulk (the new value)
-//	DM.GETPUT dmap key value -> the previous value, or a null bulk
+//	DM.GETPUT dmap key value [RW] -> the previous value (with RW as an
+//	    entry, expiry 0), or a null bulk
 //	DM.DESTROY dmap -> +OK
+//	DM.SCAN partID dmap cursor [MATCH re] [COUNT n] [RC] -> [cursor,
+//	    [keys...]]: Olric's form (told apart by its numeric first and
+//	    third arguments). It scans one partition; MATCH is a Go regular
+//	    expression (as in Olric, not a glob); COUNT bounds the keys looked
+//	    at, so a page may be empty before cursor 0; RC (scan a backup)
+//	    answers [0, []] since the primary's scan has every key. The
+//	    cursor carries the exact next hash (h>>1+1 for the last key's
+//	    hash h), so no key is returned twice.
 //	DM.SCAN dmap cursor [MATCH p] [COUNT n] -> [cursor, [keys...]]
-//	    Our simplified form: it walks every partition (Olric's takes a
-//	    partition id first); the cursor works like SCAN's.
+//	    Our simplified form: it walks every partition; MATCH is a glob
+//	    and the cursor works like SCAN's.
 //	DM.LOCK dmap key seconds [EX s|PX ms] -> the fencing token (bulk,
 //	    decimal). seconds is how long to wait for the lock; EX/PX is the
-//	    lease (default: the wait). -LOCKNOTACQUIRED when not acquired.
+//	    lease (default: the wait, at least dataplane.DefaultLockLease, 30
+//	    s: Olric's locks without EX/PX never expire, ours always do).
+//	    -LOCKNOTACQUIRED when not acquired.
 //	DM.UNLOCK dmap key token -> +OK or -NOSUCHLOCK
 //	DM.LOCKLEASE dmap key token seconds, DM.PLOCKLEASE dmap key token ms
 //	    -> +OK or -NOSUCHLOCK
 //
 // # Cluster commands
 //
+// Olric's shapes first (its client reads only those fields), then ours:
+//
 //	CLUSTER.ROUTINGTABLE -> one entry per partition:
-//	    [id (int), state (bulk), primary node id (bulk, "" when none),
-//	     [backup node ids...], leader epoch (int)]
-//	CLUSTER.MEMBERS -> one entry per member:
-//	    [id, resp_addr, http_addr, cluster_addr, state (bulk),
-//	     leader (int 0/1), primaries (int), backups (int)]
-//	STATS -> a flat array of name/value pairs (bulk names, integer values):
-//	    routing_version, members, alive_members, partitions, unavailable,
-//	    primaries, backups, uptime_seconds, ready
+//	    [id (int), [primary's RESP address] ([] when none),
+//	     [backups' RESP addresses...], state (bulk), primary node id (bulk,
+//	     "" when none), [backup node ids...], leader epoch (int)]
+//	    -TRYAGAIN while the routing table is not initialized. Olric's
+//	    client sends each key to the last primary address of partition
+//	    XXH64(dmap+key) mod the number of entries; our partition is
+//	    XXH64(dmap, 0x00, key) mod the partition count (metadata.PartitionOf),
+//	    so its default hasher picks a member that forwards the request
+//	    (correct, one hop more); see integration/olricclient for a hasher
+//	    that routes directly.
+//	CLUSTER.MEMBERS -> one entry per member that serves clients (has a
+//	    RESP address, not failed, not dead or left in gossip):
+//	    [resp_addr (Olric's name), birthdate (int: a positive number fixed
+//	     per process of the member, from its incarnation, not a time),
+//	     "true"|"false" (Raft leader: Olric's coordinator), id, http_addr,
+//	     cluster_addr, state (bulk), primaries (int), backups (int)]
+//	STATS [CR] -> one bulk string of JSON in the shape of Olric's
+//	    stats.Stats: member, cluster_coordinator, cluster_members (name =
+//	    RESP address, birthdate, id = Olric's member id), partitions and
+//	    backups (the partitions this member is primary and backup of, with
+//	    their backups; length is not tracked and stays 0), uptime_seconds,
+//	    runtime (with CR); plus "olric_raft": this node's status as GET
+//	    /v1/status. Olric's cmdline, network, dmaps and pub_sub are left
+//	    out (zero).
 //
 // # Cursors
 //

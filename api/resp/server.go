@@ -11,6 +11,7 @@ import (
 
 	"github.com/tidwall/redcon"
 
+	"github.com/olric-raft/olric-raft/auth"
 	"github.com/olric-raft/olric-raft/dataplane"
 	"github.com/olric-raft/olric-raft/metadata"
 	"github.com/olric-raft/olric-raft/node"
@@ -58,6 +59,12 @@ type Options struct {
 	// RequestTimeout is the deadline of each command; 0:
 	// DefaultRequestTimeout.
 	RequestTimeout time.Duration
+	// Auth, if set, turns authentication on: a connection must AUTH with
+	// a token before anything but AUTH, HELLO and QUIT, and may then run
+	// the commands its token's role allows (auth.go, commandRoles). Nil:
+	// no authentication (AUTH answers like redis-server without a
+	// password).
+	Auth *auth.Store
 }
 
 // Server is a RESP front end of a Cluster.
@@ -194,6 +201,9 @@ func (s *Server) handle(conn redcon.Conn, cmd redcon.Command) {
 			conn.WriteError("ERR internal error")
 		}
 	}()
+	if s.opts.Auth != nil && s.gate(conn, cmd.Args) {
+		return // answered: AUTH, or a refusal (auth.go)
+	}
 	ctx, cancel := context.WithTimeout(s.base, s.opts.RequestTimeout)
 	defer cancel()
 	if s.exec(ctx, conn, cmd.Args) {

@@ -8,6 +8,11 @@
 // the routing version, a grid of every partition colored by its primary,
 // and this member's HTTP request rate and latency computed from the
 // Prometheus counters and histograms between two polls.
+//
+// The page itself needs no token, but its calls do when the member runs
+// with --auth-tokens: a token field in the header (a token of role read
+// suffices) keeps the token in the tab's sessionStorage and sends it as
+// "Authorization: Bearer TOKEN" with every poll.
 package ui
 
 import (

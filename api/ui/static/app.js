@@ -23,10 +23,28 @@
 
   // fetchText GETs path with a timeout; it rejects on a network error, a
   // timeout or a non-2xx status.
+  // The API token (a member started with --auth-tokens), typed into the
+  // header's field and kept in sessionStorage: for this tab only, gone when
+  // it closes. Sent as a Bearer header; none when empty.
+  var TOKEN_KEY = "olric-raft-token";
+
+  function getToken() {
+    try { return sessionStorage.getItem(TOKEN_KEY) || ""; } catch (e) { return ""; }
+  }
+
+  function setToken(v) {
+    try {
+      if (v) { sessionStorage.setItem(TOKEN_KEY, v); } else { sessionStorage.removeItem(TOKEN_KEY); }
+    } catch (e) { /* storage disabled: the token lasts until reload */ }
+  }
+
   function fetchText(path) {
     var ctrl = new AbortController();
     var timer = setTimeout(function () { ctrl.abort(); }, TIMEOUT_MS);
-    return fetch(API + path, { signal: ctrl.signal, cache: "no-store", headers: { "Accept": "application/json, text/plain" } })
+    var headers = { "Accept": "application/json, text/plain" };
+    var token = tokenInput ? tokenInput.value.trim() : getToken();
+    if (token) { headers["Authorization"] = "Bearer " + token; }
+    return fetch(API + path, { signal: ctrl.signal, cache: "no-store", headers: headers })
       .then(function (resp) {
         return resp.text().then(function (body) {
           if (!resp.ok) {
@@ -326,6 +344,12 @@
         setConn(false, err);
       })
       .finally(function () { setTimeout(poll, POLL_MS); });
+  }
+
+  var tokenInput = $("token");
+  if (tokenInput) {
+    tokenInput.value = getToken();
+    tokenInput.addEventListener("change", function () { setToken(tokenInput.value.trim()); });
   }
 
   poll();

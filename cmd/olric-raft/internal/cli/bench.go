@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -43,6 +44,8 @@ type benchConfig struct {
 	duration    time.Duration // 0: no time bound (requests > 0)
 	requests    int64         // 0: no count bound (duration > 0)
 	timeout     time.Duration // per request
+	tls         *tls.Config   // https members; nil: defaults
+	token       string        // --token ("": none)
 }
 
 func newBenchCmd(d *Deps) *cobra.Command {
@@ -75,16 +78,21 @@ and still prints the summary.`,
 	fs.Float64Var(&cfg.readRatio, "read-ratio", 0.8, "share of gets among the requests, 0 to 1")
 	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "how long to run (unless --requests is given alone)")
 	fs.Int64Var(&cfg.requests, "requests", 0, "how many requests to send (0: run for --duration)")
+	tlsFlags := addClientTLSFlags(fs)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		var problems []string
 		for _, err := range applyEnv(cmd.Flags(), d.LookupEnv, "address", "output", "timeout") {
 			problems = append(problems, err.Error())
 		}
 		cfg.dmap = dmap
+		cfg.token = clientToken(cmd, d.LookupEnv)
 		if cmd.Flags().Changed("requests") && !cmd.Flags().Changed("duration") {
 			cfg.duration = 0
 		}
 		problems = append(problems, cfg.validate(addresses, output)...)
+		var tlsProblems []string
+		cfg.tls, tlsProblems = tlsFlags.config(d.LookupEnv)
+		problems = append(problems, tlsProblems...)
 		if len(problems) > 0 {
 			return &usageError{err: errors.New(strings.Join(problems, "; "))}
 		}
@@ -111,8 +119,11 @@ and still prints the summary.`,
 			if top != "" {
 				msg += fmt.Sprintf(" (%d errors, most of them %s)", sum.Errors, top)
 			}
-			return &cliError{Code: "bench_failed", Message: msg,
-				Hint: "check --address and that the cluster is ready ('olric-raft status')"}
+			h := authHint(top) // most of them unauthorized or forbidden
+			if h == "" {
+				h = "check --address and that the cluster is ready ('olric-raft status')"
+			}
+			return &cliError{Code: "bench_failed", Message: msg, Hint: h}
 		}
 		return nil
 	}
@@ -178,11 +189,12 @@ func benchClients(cfg benchConfig) ([]*client.Client, func()) {
 		MaxIdleConnsPerHost: cfg.concurrency,
 		IdleConnTimeout:     90 * time.Second,
 		DisableCompression:  true,
+		TLSClientConfig:     cfg.tls,
 	}
 	hc := &http.Client{Transport: tr}
 	clients := make([]*client.Client, len(cfg.addrs))
 	for i, a := range cfg.addrs {
-		clients[i], _ = client.New(a, client.WithHTTPClient(hc), client.WithTimeout(cfg.timeout)) // checked by validate
+		clients[i], _ = client.New(a, client.WithHTTPClient(hc), client.WithTimeout(cfg.timeout), client.WithToken(cfg.token)) // checked by validate
 	}
 	return clients, tr.CloseIdleConnections
 }

@@ -531,8 +531,9 @@ func TestHelpAndVersion(t *testing.T) {
 	r = run(t, Deps{}, nil, "partition", "force-assign", "--help")
 	r.want(t, 0, []string{"--all-unavailable", "--node", "--yes", "DELETED for good", "--address", "--output"}, nil)
 	r = run(t, Deps{}, nil, "server", "--help")
-	r.want(t, 0, []string{"--node-id", "--bootstrap-expect", "--timing", "--config", "--dev", "--log-format"}, nil)
-	if strings.Contains(r.stdout, "--tls") || strings.Contains(r.stdout, "--gossip-key") || strings.Contains(r.stdout, "completion") {
+	r.want(t, 0, []string{"--node-id", "--bootstrap-expect", "--timing", "--config", "--dev", "--log-format",
+		"--tls-cert", "--tls-key", "--tls-ca", "--tls-clients", "--gossip-key", "SIGHUP"}, nil)
+	if strings.Contains(r.stdout, "unsafe-test-fault") || strings.Contains(r.stdout, "completion") {
 		t.Errorf("unexpected flags or commands:\n%s", r.stdout)
 	}
 	r = run(t, Deps{}, nil, "version")

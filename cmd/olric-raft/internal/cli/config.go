@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/olric-raft/olric-raft/auth"
 	"github.com/olric-raft/olric-raft/metadata"
 	"github.com/olric-raft/olric-raft/node"
 )
@@ -38,6 +39,9 @@ type serverFlags struct {
 	timing, config, logLevel, logFormat         string
 	dev                                         bool
 	unsafeFaults                                []string
+	tlsCert, tlsKey, tlsCA, gossipKey           string
+	tlsClients                                  bool
+	authTokens                                  string
 }
 
 // addServerFlags defines the server flags on fs, with node.DefaultConfig's
@@ -62,6 +66,12 @@ func addServerFlags(fs *pflag.FlagSet) *serverFlags {
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.BoolVar(&f.dev, "dev", false, "single-member development cluster: --bootstrap, dev timing, and a temporary data dir removed on exit unless one is set")
+	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate of this member: mutual TLS on the cluster port (with --tls-key and --tls-ca); reloaded on SIGHUP")
+	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
+	fs.StringVar(&f.tlsCA, "tls-ca", "", "PEM CA certificate(s) every member's certificate must chain to")
+	fs.BoolVar(&f.tlsClients, "tls-clients", false, "also serve TLS on the HTTP and RESP listeners with --tls-cert (clients need no certificate)")
+	fs.StringVar(&f.gossipKey, "gossip-key", "", "file holding a base64 key of 16, 24 or 32 bytes: encrypts gossip (memberlist)")
+	fs.StringVar(&f.authTokens, "auth-tokens", "", "file of client tokens, one \"ROLE TOKEN\" per line (roles read, write, admin): HTTP and RESP clients must authenticate; reloaded on SIGHUP (default: no authentication)")
 	fs.StringSliceVar(&f.unsafeFaults, "unsafe-test-fault", nil, "TESTS ONLY: break a safety mechanism on purpose (ack-before-replication, ignore-lease) so tests can show that their checkers catch it")
 	_ = fs.MarkHidden("unsafe-test-fault")
 	return f
@@ -77,6 +87,13 @@ type serverConfig struct {
 	// TempDataDir: --dev without a configured data dir; the server creates
 	// a temporary one and removes it on exit.
 	TempDataDir bool
+	// TLSClients: serve TLS on the HTTP and RESP listeners too, with the
+	// cluster port's certificate (Node.TLS).
+	TLSClients bool
+	// AuthTokens is the --auth-tokens file ("": no authentication); Auth
+	// its tokens, loaded and checked by buildServerConfig.
+	AuthTokens string
+	Auth       *auth.Store
 }
 
 // fileConfig is the --config file: node.Config's yaml keys plus logging.
@@ -87,6 +104,13 @@ type fileConfig struct {
 	// LogFormat is text (logfmt-like key=value) or json (one object per
 	// line); every line carries the member id.
 	LogFormat string `yaml:"log_format"`
+	// TLSClients serves TLS on the HTTP and RESP listeners too.
+	TLSClients bool `yaml:"tls_clients"`
+	// AuthTokens is a file of client tokens, one "ROLE TOKEN" per line
+	// (roles read, write, admin; '#' comments): HTTP and RESP clients must
+	// present one, of a role strong enough for what they do. Reloaded on
+	// SIGHUP. Empty: no authentication.
+	AuthTokens string `yaml:"auth_tokens"`
 }
 
 // buildServerConfig resolves the server's settings from the parsed flags,
@@ -130,6 +154,8 @@ func buildServerConfig(f *serverFlags, lookupEnv func(string) (string, bool), ho
 			if keys["log_format"] {
 				logFormat = fc.LogFormat
 			}
+			sc.TLSClients = fc.TLSClients
+			sc.AuthTokens = fc.AuthTokens
 		}
 	}
 
@@ -184,6 +210,32 @@ func buildServerConfig(f *serverFlags, lookupEnv func(string) (string, bool), ho
 		default:
 			add("--timing: %q must be lan or dev", f.timing)
 		}
+	}
+	if changed("tls-cert") {
+		sc.Node.TLS.CertFile = f.tlsCert
+	}
+	if changed("tls-key") {
+		sc.Node.TLS.KeyFile = f.tlsKey
+	}
+	if changed("tls-ca") {
+		sc.Node.TLS.CAFile = f.tlsCA
+	}
+	if changed("tls-clients") {
+		sc.TLSClients = f.tlsClients
+	}
+	if changed("gossip-key") {
+		sc.Node.GossipKeyFile = f.gossipKey
+	}
+	if changed("auth-tokens") {
+		sc.AuthTokens = f.authTokens
+	}
+	if sc.AuthTokens != "" {
+		var bad []string
+		sc.Auth, bad = loadAuthTokens(sc.AuthTokens)
+		problems = append(problems, bad...)
+	}
+	if sc.TLSClients && !sc.Node.TLS.Enabled() {
+		add("tls_clients: needs tls_cert, tls_key and tls_ca (the HTTP and RESP listeners use the member's certificate)")
 	}
 	for _, u := range f.unsafeFaults {
 		switch strings.TrimSpace(u) {

@@ -32,6 +32,44 @@
 // buildServerConfig resolves and validates them, reporting every problem at
 // once.
 //
+// # Authentication
+//
+// The server's --auth-tokens FILE (env OLRIC_RAFT_AUTH_TOKENS, config key
+// auth_tokens; package auth has the format) turns client authentication
+// on for HTTP and RESP; buildServerConfig loads it, so a bad file is a
+// usage error naming the file and every bad line (never a token), and
+// SIGHUP reloads it (reloader "auth-tokens"; a bad file keeps the old
+// tokens). Without it there is no authentication, --dev included.
+// Refused requests are logged by the HTTP API, never with their token.
+//
+// The client commands send the global --token (env OLRIC_RAFT_TOKEN; the
+// environment keeps it out of the process list) as a Bearer header. A 401
+// or 403 exits 1 with a hint: set --token or OLRIC_RAFT_TOKEN, or use a
+// token of the role the message names. --token on the server command is a
+// usage error: it would not turn authentication on.
+//
+// # Encryption
+//
+// The server's --tls-cert, --tls-key and --tls-ca (config keys tls_cert,
+// tls_key, tls_ca) turn on mutual TLS on the cluster port; --tls-clients
+// (tls_clients) also serves TLS on the HTTP and RESP listeners with the same
+// certificate; --gossip-key FILE (gossip_key) encrypts memberlist.
+// buildServerConfig loads every file, so a missing, unreadable or
+// mismatched one is a usage error. runServer makes one
+// transport.TLSProvider for the node (node.TLSConfig.Provider) and the two
+// listeners and registers its Reload as reloader "tls". 'tls gen' writes a
+// CA and per-member certificates (internal/tlsgen). The client commands
+// take --tls-ca, --tls-cert and --tls-key (env OLRIC_RAFT_TLS_CA, ...) for
+// --address https://... (clienttls.go).
+//
+// # Reloading (SIGHUP)
+//
+// reload.go: runServer keeps a list of named reload functions (add one
+// with reload.add("name", fn)); on every SIGHUP watchReload runs them in
+// order and logs each result ("reloaded" at info, "reload failed; keeping
+// the previous version" at error). SIGHUP arrives like SIGINT/SIGTERM: from
+// signal.Notify, or from Deps.Signals in tests (send syscall.SIGHUP on it).
+//
 // # Exit codes
 //
 // 0 success (a graceful shutdown included), 1 failure (the error is printed
@@ -52,5 +90,7 @@
 // server's Serve (stopped by Shutdown/Close), the readiness watcher
 // (stopped by cancelling its context), and during a signal-initiated leave
 // the goroutine running Node.Leave (ends when Leave returns; bounded by its
-// timeout, or by Close on a second signal).
+// timeout, or by Close on a second signal), and watchReload's signal
+// filter (stopped by its stop function, deferred in runServer; a reload in
+// progress finishes first).
 package cli

@@ -41,6 +41,8 @@ type operator struct {
 	c   *client.Client
 	// hints, set by a command, replace hint's advice for some error codes.
 	hints map[string]string
+	// tls are the --tls-* flags (https members).
+	tls *clientTLSFlags
 }
 
 // newOperatorCmd builds an operator command: run gets a connected client
@@ -51,6 +53,7 @@ func newOperatorCmd(d *Deps, cmd *cobra.Command, run func(o *operator, args []st
 	fs.StringVar(&o.address, "address", defaultAddress, "HTTP API address of a member (env "+envName("address")+")")
 	fs.StringVarP(&o.output, "output", "o", "table", "output format: table or json (env "+envName("output")+")")
 	fs.DurationVar(&o.timeout, "timeout", defaultTimeout, "bound on the request (env "+envName("timeout")+")")
+	o.tls = addClientTLSFlags(fs)
 	cmd.RunE = func(_ *cobra.Command, args []string) error {
 		if err := o.prepare(); err != nil {
 			return err
@@ -73,7 +76,10 @@ func (o *operator) prepare() error {
 	if o.timeout <= 0 {
 		problems = append(problems, fmt.Sprintf("--timeout %s must be positive", o.timeout))
 	}
-	c, err := client.New(o.address, client.WithTimeout(o.timeout))
+	tlsCfg, tlsProblems := o.tls.config(o.d.LookupEnv)
+	problems = append(problems, tlsProblems...)
+	c, err := client.New(o.address, client.WithTimeout(o.timeout), client.WithTLS(tlsCfg),
+		client.WithToken(clientToken(o.cmd, o.d.LookupEnv))) // global --token (auth.go)
 	if err != nil {
 		problems = append(problems, fmt.Sprintf("--address: %v", err))
 	}
@@ -151,6 +157,8 @@ func hint(code, cmd string) string {
 		return "the member does not support this request; check that it runs the same olric-raft version"
 	case client.CodeInternal:
 		return "this is a bug in olric-raft; please report it with the member's logs"
+	case client.CodeUnauthorized, client.CodeForbidden:
+		return authHint(code)
 	case client.CodeHTTP:
 		return "the answer did not come from olric-raft (a proxy or another service?); check --address"
 	}

@@ -90,6 +90,7 @@ Every flag can also be set with an environment variable OLRIC_RAFT_<FLAG>
 	root.SetOut(d.Stdout)
 	root.SetErr(d.Stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err: err} })
+	addTokenFlag(root) // global --token of the client commands (auth.go)
 	root.AddCommand(
 		newServerCmd(d),
 		newMembersCmd(d),
@@ -101,6 +102,7 @@ Every flag can also be set with an environment variable OLRIC_RAFT_<FLAG>
 		newPartitionCmd(d),
 		newKVCmd(d),
 		newBenchCmd(d),
+		newTLSCmd(d),
 		newVersionCmd(d),
 	)
 	return root

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +22,7 @@ import (
 	"github.com/olric-raft/olric-raft/dataplane"
 	"github.com/olric-raft/olric-raft/metrics"
 	"github.com/olric-raft/olric-raft/node"
+	"github.com/olric-raft/olric-raft/transport"
 )
 
 // Server timings.
@@ -50,7 +52,17 @@ func newServerCmd(d *Deps) *cobra.Command {
 
 Settings come from flags, then environment variables OLRIC_RAFT_<FLAG>, then
 the --config YAML file, then defaults. On SIGINT or SIGTERM the member leaves
-the cluster gracefully and exits; a second signal makes it exit at once.
+the cluster gracefully and exits; a second signal makes it exit at once. On
+SIGHUP it reloads its TLS certificate, key and CA (new connections use them;
+a failed reload is logged and keeps the old ones).
+
+Security: --tls-cert, --tls-key and --tls-ca turn on mutual TLS on the
+cluster port (every member needs a certificate of that CA: see
+'olric-raft tls gen'); --tls-clients also serves TLS on the HTTP and RESP
+listeners; --gossip-key encrypts gossip. --auth-tokens FILE makes HTTP and
+RESP clients authenticate with a token of the file (one "ROLE TOKEN" per
+line, roles read, write, admin; reloaded on SIGHUP); without it, no
+authentication (the --dev default too).
 
   olric-raft server --dev                                   # one member, temporary data
   olric-raft server --node-id a --data-dir /var/lib/a --bootstrap-expect 3 --join b:3322,c:3322`,
@@ -58,6 +70,9 @@ the cluster gracefully and exits; a second signal makes it exit at once.
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if d.NewNode == nil {
 				return errors.New("server: no node constructor wired (a build bug)")
+			}
+			if err := refuseServerToken(cmd); err != nil {
+				return err
 			}
 			sc, err := buildServerConfig(f, d.LookupEnv, os.Hostname)
 			if err != nil {
@@ -111,9 +126,33 @@ func runServer(ctx context.Context, sc *serverConfig, d *Deps) error {
 	signals := d.Signals
 	if signals == nil {
 		ch := make(chan os.Signal, 2)
-		signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+		signal.Notify(ch, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 		defer signal.Stop(ch)
 		signals = ch
+	}
+	// SIGHUP runs the reloaders (reload.go); other signals pass through.
+	reload := newReloaders(logger)
+	signals, stopReload := watchReload(signals, reload)
+	defer stopReload()
+
+	// One TLS provider for the cluster port (through the node) and the
+	// HTTP and RESP listeners, so one reload renews them all.
+	var tlsProvider *transport.TLSProvider
+	if cfg.TLS.Enabled() && cfg.TLS.Provider == nil {
+		p, err := transport.NewTLSProvider(cfg.TLS.Files())
+		if err != nil {
+			return &usageError{err: fmt.Errorf("--tls-cert, --tls-key, --tls-ca: %w", err)}
+		}
+		tlsProvider, cfg.TLS.Provider = p, p
+		reload.add("tls", p.Reload)
+		logger.Info("TLS on the cluster port", "tls_clients", sc.TLSClients,
+			"cert_serial", p.Certificate().SerialNumber.String(), "cert_not_after", p.Certificate().NotAfter)
+	}
+
+	// Client authentication (auth.go): the tokens, reloaded on SIGHUP.
+	logAuth(logger, sc.Auth)
+	if sc.Auth != nil {
+		reload.add("auth-tokens", sc.Auth.Reload)
 	}
 
 	if sc.TempDataDir {
@@ -147,6 +186,12 @@ func runServer(ctx context.Context, sc *serverConfig, d *Deps) error {
 	if _, port, _ := net.SplitHostPort(cfg.RESPAddr); port == "0" {
 		cfg.RESPAddr = respLn.Addr().String() // advertise the port we got
 	}
+	if sc.TLSClients && tlsProvider != nil {
+		// net/http runs the handshake itself (bounded by its timeouts);
+		// the RESP listener bounds it with the cluster port's default.
+		ln = tls.NewListener(ln, tlsProvider.ClientsConfig())
+		respLn = tlsProvider.ClientsListener(respLn, transport.DefaultHandshakeTimeout, logger)
+	}
 
 	// Start-up step 2.
 	logger.Info("starting olric-raft", "version", d.Version, "node_id", string(cfg.NodeID), "data_dir", cfg.DataDir, "dev", sc.Dev)
@@ -167,6 +212,7 @@ func runServer(ctx context.Context, sc *serverConfig, d *Deps) error {
 			MaxValueBytes: cfg.DataPlane.MaxValueLen,
 			OnLeft:        func() { leftOnce.Do(func() { close(left) }) },
 			Registry:      metrics.ForNode(n), // GET /metrics
+			Auth:          sc.Auth,            // nil: no authentication
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
@@ -181,6 +227,7 @@ func runServer(ctx context.Context, sc *serverConfig, d *Deps) error {
 	go func() { serveErr <- srv.Serve(ln) }()
 	respSrv := resp.New(n, resp.Options{
 		Logger: logger,
+		Auth:   sc.Auth, // nil: no authentication
 		// Room for the largest value the engine takes, plus the rest of
 		// the command (0: the data plane's default).
 		MaxBulk: max(cfg.DataPlane.MaxValueLen, dataplane.DefaultMaxValueLen) + 2*dataplane.MaxKeyLen,

@@ -1,0 +1,4 @@
+package httpapi
+
+// RouteRoles exposes the route classification to the external tests.
+var RouteRoles = routeRoles
