@@ -17,6 +17,10 @@ import (
 	"github.com/olric-raft/olric-raft/node"
 )
 
+// DefaultMaxConnections is --max-connections' default (redis-server's
+// maxclients).
+const DefaultMaxConnections = 10000
+
 // envPrefix prefixes the environment variable of every flag:
 // --http-addr is OLRIC_RAFT_HTTP_ADDR.
 const envPrefix = "OLRIC_RAFT_"
@@ -41,6 +45,7 @@ type serverFlags struct {
 	unsafeFaults                                []string
 	tlsCert, tlsKey, tlsCA, gossipKey           string
 	tlsClients                                  bool
+	maxConnections                              int
 	authTokens                                  string
 }
 
@@ -69,6 +74,7 @@ func addServerFlags(fs *pflag.FlagSet) *serverFlags {
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate of this member: mutual TLS on the cluster port (with --tls-key and --tls-ca); reloaded on SIGHUP")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
 	fs.StringVar(&f.tlsCA, "tls-ca", "", "PEM CA certificate(s) every member's certificate must chain to")
+	fs.IntVar(&f.maxConnections, "max-connections", DefaultMaxConnections, "most client connections each of the HTTP and RESP listeners serves at once; one more gets a busy answer (HTTP 503 overloaded, RESP error) and is closed (0: no limit)")
 	fs.BoolVar(&f.tlsClients, "tls-clients", false, "also serve TLS on the HTTP and RESP listeners with --tls-cert (clients need no certificate)")
 	fs.StringVar(&f.gossipKey, "gossip-key", "", "file holding a base64 key of 16, 24 or 32 bytes: encrypts gossip (memberlist)")
 	fs.StringVar(&f.authTokens, "auth-tokens", "", "file of client tokens, one \"ROLE TOKEN\" per line (roles read, write, admin): HTTP and RESP clients must authenticate; reloaded on SIGHUP (default: no authentication)")
@@ -87,6 +93,8 @@ type serverConfig struct {
 	// TempDataDir: --dev without a configured data dir; the server creates
 	// a temporary one and removes it on exit.
 	TempDataDir bool
+	// MaxConnections per client listener (0: no limit).
+	MaxConnections int
 	// TLSClients: serve TLS on the HTTP and RESP listeners too, with the
 	// cluster port's certificate (Node.TLS).
 	TLSClients bool
@@ -106,6 +114,10 @@ type fileConfig struct {
 	LogFormat string `yaml:"log_format"`
 	// TLSClients serves TLS on the HTTP and RESP listeners too.
 	TLSClients bool `yaml:"tls_clients"`
+	// MaxConnections is the most client connections each of the HTTP and
+	// RESP listeners serves at once (0: no limit); connections over it get
+	// a busy answer and are closed.
+	MaxConnections int `yaml:"max_connections"`
 	// AuthTokens is a file of client tokens, one "ROLE TOKEN" per line
 	// (roles read, write, admin; '#' comments): HTTP and RESP clients must
 	// present one, of a role strong enough for what they do. Reloaded on
@@ -132,7 +144,7 @@ func buildServerConfig(f *serverFlags, lookupEnv func(string) (string, bool), ho
 	changed := f.fs.Changed
 
 	// 2. Defaults.
-	sc := &serverConfig{Node: node.DefaultConfig(), LogLevel: slog.LevelInfo, LogFormat: "text"}
+	sc := &serverConfig{Node: node.DefaultConfig(), LogLevel: slog.LevelInfo, LogFormat: "text", MaxConnections: DefaultMaxConnections}
 	if h, err := hostname(); err == nil {
 		sc.Node.NodeID = sanitizeNodeID(h)
 	}
@@ -156,6 +168,9 @@ func buildServerConfig(f *serverFlags, lookupEnv func(string) (string, bool), ho
 			}
 			sc.TLSClients = fc.TLSClients
 			sc.AuthTokens = fc.AuthTokens
+			if keys["max_connections"] {
+				sc.MaxConnections = fc.MaxConnections
+			}
 		}
 	}
 
@@ -222,6 +237,12 @@ func buildServerConfig(f *serverFlags, lookupEnv func(string) (string, bool), ho
 	}
 	if changed("tls-clients") {
 		sc.TLSClients = f.tlsClients
+	}
+	if changed("max-connections") {
+		sc.MaxConnections = f.maxConnections
+	}
+	if sc.MaxConnections < 0 {
+		add("max_connections: %d is negative (0: no limit)", sc.MaxConnections)
 	}
 	if changed("gossip-key") {
 		sc.Node.GossipKeyFile = f.gossipKey

@@ -20,6 +20,7 @@ import (
 	"github.com/olric-raft/olric-raft/api/httpapi"
 	"github.com/olric-raft/olric-raft/api/resp"
 	"github.com/olric-raft/olric-raft/dataplane"
+	"github.com/olric-raft/olric-raft/internal/connlimit"
 	"github.com/olric-raft/olric-raft/metrics"
 	"github.com/olric-raft/olric-raft/node"
 	"github.com/olric-raft/olric-raft/transport"
@@ -192,6 +193,10 @@ func runServer(ctx context.Context, sc *serverConfig, d *Deps) error {
 		ln = tls.NewListener(ln, tlsProvider.ClientsConfig())
 		respLn = tlsProvider.ClientsListener(respLn, transport.DefaultHandshakeTimeout, logger)
 	}
+	// Outermost (over TLS, so a refused client gets its answer in TLS):
+	// connections over --max-connections are answered busy and closed.
+	ln = connlimit.New(ln, sc.MaxConnections, httpapi.RejectConnection)
+	respLn = connlimit.New(respLn, sc.MaxConnections, resp.RejectConnection)
 
 	// Start-up step 2.
 	logger.Info("starting olric-raft", "version", d.Version, "node_id", string(cfg.NodeID), "data_dir", cfg.DataDir, "dev", sc.Dev)
