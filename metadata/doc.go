@@ -145,5 +145,6 @@
 // # Key to partition
 //
 // PartitionOf maps (dmap, key) to a partition with 64-bit xxhash (XXH64,
-// seed 0) over dmap, a 0x00 separator byte and key, modulo PartitionCount.
+// seed 0) over dmap and key concatenated, modulo PartitionCount: Olric's
+// function, so that Olric's clients route each key to its primary.
 package metadata

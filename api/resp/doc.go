@@ -105,11 +105,9 @@
 //	     "" when none), [backup node ids...], leader epoch (int)]
 //	    -TRYAGAIN while the routing table is not initialized. Olric's
 //	    client sends each key to the last primary address of partition
-//	    XXH64(dmap+key) mod the number of entries; our partition is
-//	    XXH64(dmap, 0x00, key) mod the partition count (metadata.PartitionOf),
-//	    so its default hasher picks a member that forwards the request
-//	    (correct, one hop more); see integration/olricclient for a hasher
-//	    that routes directly.
+//	    XXH64(dmap+key) mod the number of entries, which is our partition
+//	    too (metadata.PartitionOf): its default hasher reaches the primary
+//	    directly.
 //	CLUSTER.MEMBERS -> one entry per member that serves clients (has a
 //	    RESP address, not failed, not dead or left in gossip):
 //	    [resp_addr (Olric's name), birthdate (int: a positive number fixed
