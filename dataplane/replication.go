@@ -703,13 +703,17 @@ func compareIDs(a, b metadata.NodeID) int {
 var errReplicaLost = errors.New("dataplane: partition moved on before its backups acknowledged")
 
 // waitReplicated waits until every in-sync backup of partition pid (led
-// here at epoch) has applied it up to seq. A backup that failed is removed
+// here at epoch) has applied it up to its current sequence number (read
+// once there is a backup to wait for; called after the request's change,
+// so that number covers it). A backup that failed is removed
 // by the leader meanwhile (reportLoop), which lets the wait end without
 // it.
-func (s *Service) waitReplicated(ctx context.Context, pid uint32, epoch, seq uint64) error {
+func (s *Service) waitReplicated(ctx context.Context, pid uint32, epoch uint64) error {
 	r := &s.rep
 	var timer <-chan time.Time
 	var waitStart time.Time // when it first had to wait (for the metric)
+	var seq uint64
+	haveSeq := false
 	defer func() {
 		if waitStart.IsZero() {
 			s.stats.replicationWait.Observe(0)
@@ -725,6 +729,9 @@ func (s *Service) waitReplicated(ctx context.Context, pid uint32, epoch, seq uin
 		}
 		if len(p.Backups) == len(p.Syncing) {
 			return nil // no backup in sync in the current table: nothing to wait for
+		}
+		if !haveSeq {
+			seq, haveSeq = s.engine.Seq(pid), true
 		}
 		r.mu.Lock()
 		ch := r.changed

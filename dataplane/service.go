@@ -778,7 +778,7 @@ func (s *Service) local(ctx context.Context, req *Request) (*Response, uint64, e
 	// in-sync backup must hold before anyone is told.
 	var werr error
 	if !s.cfg.UnsafeAckBeforeReplication {
-		werr = s.waitReplicated(ctx, pid, p.LeaderEpoch, s.engine.Seq(pid))
+		werr = s.waitReplicated(ctx, pid, p.LeaderEpoch)
 	}
 	if werr != nil {
 		if req.Op.IsWrite() {
@@ -869,7 +869,9 @@ func (s *Service) ensureWritten(ctx context.Context, pid uint32, epoch uint64) (
 // over the cluster RPC — and returns its result. While routing settles
 // (stale routing, a partition being handed over, a primary unreachable) it
 // retries for up to RouteTimeout, then fails with ErrUnavailable. A write
-// whose outcome is unknown fails with ErrIndeterminate.
+// whose outcome is unknown fails with ErrIndeterminate. Do sets req's
+// routing fields (RoutingVersion, LeaderEpoch) as it goes: req belongs to
+// the call until it returns.
 func (s *Service) Do(ctx context.Context, req *Request) (*Response, error) {
 	if err := validateRequest(req); err != nil {
 		return nil, err
@@ -907,18 +909,20 @@ func (s *Service) Do(ctx context.Context, req *Request) (*Response, error) {
 		if p.State == metadata.PartitionUnavailable {
 			return nil, fmt.Errorf("%w: partition %d has no replica left (see 'olric-raft status')", ErrUnavailable, pid)
 		}
-		fwd := *req
-		fwd.RoutingVersion, fwd.LeaderEpoch = t.Version, p.LeaderEpoch
+		// req itself carries the routing fields (no copy: a request is
+		// ~200 bytes and every command passes here).
+		fwd := req
+		fwd.RoutingVersion, fwd.LeaderEpoch, fwd.pid = t.Version, p.LeaderEpoch, 0
 		var (
 			resp    *Response
 			version uint64
 		)
 		if p.Primary == s.self {
 			fwd.pid = pid + 1
-			resp, version, err = s.local(ctx, &fwd)
+			resp, version, err = s.local(ctx, fwd)
 		} else {
 			s.stats.forwarded.Add(1)
-			resp, version, err = s.forward(ctx, t, p.Primary, &fwd)
+			resp, version, err = s.forward(ctx, t, p.Primary, fwd)
 		}
 		switch {
 		case err == nil:

@@ -1,7 +1,6 @@
 package resp
 
 import (
-	"strings"
 
 	"github.com/olric-raft/olric-raft/auth"
 )
@@ -83,19 +82,12 @@ var commandRoles = map[string]auth.Role{
 }
 
 // authConn is what gate needs of a connection (redcon.Conn has it): a
-// reply writer and a per-connection slot, which holds a *connAuth.
+// reply writer and a per-connection slot, which holds a *connState
+// (conn.go).
 type authConn interface {
 	replier
 	Context() any
 	SetContext(any)
-}
-
-// connAuth is a connection's authentication: the credential (the token's
-// SHA-256 digest, not the token) of its last successful AUTH. Its role is
-// looked up again for every command, so that a token removed by a reload
-// stops working on open connections too.
-type connAuth struct {
-	cred auth.Credential
 }
 
 // gate runs before exec when Options.Auth is set. It answers AUTH itself,
@@ -107,11 +99,7 @@ func (s *Server) gate(c authConn, args [][]byte) bool {
 	if len(args) == 0 || len(args) > s.opts.MaxArgs {
 		return false // exec answers
 	}
-	name := args[0]
-	if len(name) > 32 {
-		name = name[:33] // too long to be a known command, kept short
-	}
-	lname := strings.ToLower(string(name))
+	lname := commandName32(args[0])
 	switch lname {
 	case "auth":
 		s.authCommand(c, args[1:])
@@ -120,7 +108,7 @@ func (s *Server) gate(c authConn, args [][]byte) bool {
 		return s.helloAuth(c, args[1:])
 	}
 	role := auth.RoleNone
-	if st, ok := c.Context().(*connAuth); ok {
+	if st, ok := c.Context().(*connState); ok && st.authed {
 		role = s.opts.Auth.LookupCredential(st.cred)
 	}
 	need, known := commandRoles[lname]
@@ -183,6 +171,7 @@ func (s *Server) login(c authConn, token []byte) bool {
 	if s.opts.Auth.LookupCredential(cred) == auth.RoleNone {
 		return false
 	}
-	c.SetContext(&connAuth{cred: cred})
+	st := stateOf(c)
+	st.authed, st.cred = true, cred
 	return true
 }

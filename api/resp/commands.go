@@ -40,10 +40,7 @@ func (s *Server) exec(ctx context.Context, w replier, args [][]byte) bool {
 		w.WriteError("ERR too many arguments")
 		return false
 	}
-	name := strings.ToLower(string(args[0]))
-	if len(name) > 32 {
-		name = name[:32]
-	}
+	name := commandName32(args[0])
 	x := &call{s: s, ctx: ctx, w: w, name: name, args: args[1:]}
 	switch name {
 	case "quit":

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tidwall/redcon"
@@ -75,6 +76,9 @@ type Server struct {
 
 	base   context.Context // cancelled by Close: aborts running commands
 	cancel context.CancelFunc
+	// clock is the time in unix nanoseconds, kept by runClock while Serve
+	// runs (0 before): commands read it instead of the system clock.
+	clock atomic.Int64
 
 	mu      sync.Mutex
 	ln      net.Listener
@@ -133,6 +137,16 @@ func (s *Server) Serve(ln net.Listener) error {
 	defer s.serving.Done()
 
 	gl := &guardedListener{Listener: ln, maxArgs: s.opts.MaxArgs, maxBulk: s.opts.MaxBulk}
+	stopClock := make(chan struct{})
+	clockDone := make(chan struct{})
+	go func() {
+		defer close(clockDone)
+		s.runClock(stopClock)
+	}()
+	defer func() {
+		close(stopClock)
+		<-clockDone
+	}()
 	err := redcon.Serve(gl, s.handle, s.accept, s.connClosed)
 	s.mu.Lock()
 	closed := s.closed
@@ -191,7 +205,10 @@ func (s *Server) accept(redcon.Conn) bool {
 	return true
 }
 
-func (s *Server) connClosed(redcon.Conn, error) { s.conns.Done() }
+func (s *Server) connClosed(c redcon.Conn, _ error) {
+	s.release(c)
+	s.conns.Done()
+}
 
 // handle runs one command (redcon calls it in order for each connection).
 func (s *Server) handle(conn redcon.Conn, cmd redcon.Command) {
@@ -204,9 +221,7 @@ func (s *Server) handle(conn redcon.Conn, cmd redcon.Command) {
 	if s.opts.Auth != nil && s.gate(conn, cmd.Args) {
 		return // answered: AUTH, or a refusal (auth.go)
 	}
-	ctx, cancel := context.WithTimeout(s.base, s.opts.RequestTimeout)
-	defer cancel()
-	if s.exec(ctx, conn, cmd.Args) {
+	if s.exec(s.requestContext(conn), conn, cmd.Args) {
 		conn.Close()
 	}
 }
