@@ -1,7 +1,6 @@
 package resp
 
 import (
-
 	"github.com/olric-raft/olric-raft/auth"
 )
 
