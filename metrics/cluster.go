@@ -71,7 +71,7 @@ var clusterDescs = []*prometheus.Desc{
 var laneNames = [2]string{dataplane.LaneStream: "stream", dataplane.LaneBackfill: "backfill"}
 
 // histogram turns a latency snapshot into a constant Prometheus histogram.
-func histogram(d *prometheus.Desc, s latency.Snapshot) prometheus.Metric {
+func histogram(d *prometheus.Desc, s latency.Snapshot, labels ...string) prometheus.Metric {
 	buckets := make(map[float64]uint64, len(latency.Buckets))
 	for i, b := range latency.Buckets {
 		if i < len(s.Cumulative) { // the zero Snapshot has none
@@ -80,7 +80,7 @@ func histogram(d *prometheus.Desc, s latency.Snapshot) prometheus.Metric {
 			buckets[b] = s.Count
 		}
 	}
-	return prometheus.MustNewConstHistogram(d, s.Count, s.Sum.Seconds(), buckets)
+	return prometheus.MustNewConstHistogram(d, s.Count, s.Sum.Seconds(), buckets, labels...)
 }
 
 func (c nodeCollector) collectControl(ch chan<- prometheus.Metric) {

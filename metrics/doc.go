@@ -94,6 +94,13 @@
 //	olric_raft_http_requests_total{route,code}                   counter    requests by route and status code
 //	olric_raft_http_request_duration_seconds{route,code_class}   histogram  latency by route and status class (2xx, 4xx, ...); buckets HTTPBuckets
 //
+// RESP front end (command is the lower-case name of a command the server
+// knows, from resp.CommandNames, or "other"; a command never run has no
+// series):
+//
+//	olric_raft_resp_commands_total{command,result}          counter    commands by name and result: ok, error (the reply was a RESP error)
+//	olric_raft_resp_command_duration_seconds{command}       histogram  latency from parsed to replied (replies of a pipeline are flushed together); buckets latency.Buckets
+//
 // Label order in the exposition is client_golang's (sorted by name, le
 // last), e.g. olric_raft_http_requests_total{code="200",route="..."}.
 //

@@ -486,3 +486,33 @@ func TestMain(m *testing.M) {
 		goleak.IgnoreTopFunction("github.com/hashicorp/go-metrics.(*InmemSink).run"),
 	)
 }
+
+// TestRESPCommandMetrics: commands count by name and result, unknown names
+// as "other", latency in a histogram per command; commands never run have
+// no series.
+func TestRESPCommandMetrics(t *testing.T) {
+	reg := metrics.NewRegistry()
+	m := reg.RESP([]string{"get", "set"})
+	if reg.RESP(nil) != m {
+		t.Fatal("RESP returned a second collector")
+	}
+	m.Observe("get", false, time.Millisecond)
+	m.Observe("get", false, 3*time.Millisecond)
+	m.Observe("get", true, time.Millisecond)
+	m.Observe("flushall", true, time.Microsecond)
+	got := scrape(t, reg)
+	for k, v := range map[string]float64{
+		`olric_raft_resp_commands_total{command="get",result="ok"}`:                 2,
+		`olric_raft_resp_commands_total{command="get",result="error"}`:              1,
+		`olric_raft_resp_commands_total{command="other",result="error"}`:            1,
+		`olric_raft_resp_command_duration_seconds_count{command="get"}`:             3,
+		`olric_raft_resp_command_duration_seconds_bucket{command="get",le="0.001"}`: 2,
+	} {
+		if g, ok := got[k]; !ok || g != v {
+			t.Errorf("%s = %v (present %v), want %v", k, g, ok, v)
+		}
+	}
+	if _, ok := got[`olric_raft_resp_commands_total{command="set",result="ok"}`]; ok {
+		t.Error("a series for a command never run")
+	}
+}

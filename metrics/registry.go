@@ -18,6 +18,7 @@ type Registry struct {
 	mu struct {
 		sync.Mutex
 		http *HTTP // created by the first HTTP call
+		resp *RESP // created by the first RESP call
 	}
 }
 
@@ -50,6 +51,21 @@ func (r *Registry) HTTP() *HTTP {
 		r.mu.http = h
 	}
 	return r.mu.http
+}
+
+// RESP returns the registry's command metrics of the RESP front end,
+// registering them on the first call with the given command names as the
+// only label values (others count as OtherCommand); every call returns the
+// same value. It panics if another collector registered their families.
+func (r *Registry) RESP(commands []string) *RESP {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.mu.resp == nil {
+		m := newRESP(commands)
+		r.reg.MustRegister(m)
+		r.mu.resp = m
+	}
+	return r.mu.resp
 }
 
 // Handler serves the registry (promhttp: the text format, or protobuf if

@@ -2,7 +2,10 @@ package resp
 
 import (
 	"context"
+	"slices"
 	"time"
+
+	"github.com/tidwall/redcon"
 
 	"github.com/olric-raft/olric-raft/auth"
 )
@@ -26,6 +29,9 @@ type connState struct {
 	ctx       context.Context
 	cancel    context.CancelFunc
 	refreshAt int64 // unix nanoseconds
+
+	// observed wraps the connection while Options.Metrics is set.
+	observed observedConn
 }
 
 // ctxRefresh is how long a connection's request context is reused.
@@ -109,4 +115,33 @@ func commandName32(b []byte) string {
 		return name
 	}
 	return string(buf[:n])
+}
+
+// Observer receives every command the server runs (Options.Metrics).
+type Observer interface {
+	Observe(command string, failed bool, d time.Duration)
+}
+
+// observedConn is a connection whose error replies are noted, for
+// Options.Metrics (one per connection, in its connState).
+type observedConn struct {
+	redcon.Conn
+	failed bool
+}
+
+// WriteError notes the error and writes it.
+func (c *observedConn) WriteError(msg string) {
+	c.failed = true
+	c.Conn.WriteError(msg)
+}
+
+// CommandNames returns the lower-case names of every command the server
+// knows (the label values of its command metrics).
+func CommandNames() []string {
+	out := make([]string, 0, len(commandRoles))
+	for name := range commandRoles {
+		out = append(out, name)
+	}
+	slices.Sort(out)
+	return out
 }

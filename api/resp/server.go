@@ -60,6 +60,10 @@ type Options struct {
 	// RequestTimeout is the deadline of each command; 0:
 	// DefaultRequestTimeout.
 	RequestTimeout time.Duration
+	// Metrics, if set, receives every command: its lower-case name (one of
+	// CommandNames, or another for an unknown command), whether the reply
+	// was an error, and its latency (metrics.Registry.RESP implements it).
+	Metrics Observer
 	// Auth, if set, turns authentication on: a connection must AUTH with
 	// a token before anything but AUTH, HELLO and QUIT, and may then run
 	// the commands its token's role allows (auth.go, commandRoles). Nil:
@@ -218,10 +222,25 @@ func (s *Server) handle(conn redcon.Conn, cmd redcon.Command) {
 			conn.WriteError("ERR internal error")
 		}
 	}()
-	if s.opts.Auth != nil && s.gate(conn, cmd.Args) {
+	st := stateOf(conn)
+	var c authConn = conn
+	var start time.Time
+	if s.opts.Metrics != nil {
+		start = time.Now()
+		st.observed.Conn, st.observed.failed = conn, false
+		c = &st.observed
+		defer func() {
+			name := ""
+			if len(cmd.Args) > 0 {
+				name = commandName32(cmd.Args[0])
+			}
+			s.opts.Metrics.Observe(name, st.observed.failed, time.Since(start))
+		}()
+	}
+	if s.opts.Auth != nil && s.gate(c, cmd.Args) {
 		return // answered: AUTH, or a refusal (auth.go)
 	}
-	if s.exec(s.requestContext(conn), conn, cmd.Args) {
+	if s.exec(s.requestContext(c), c, cmd.Args) {
 		conn.Close()
 	}
 }

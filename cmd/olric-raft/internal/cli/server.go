@@ -210,14 +210,15 @@ func runServer(ctx context.Context, sc *serverConfig, d *Deps) error {
 	// Start-up step 3.
 	left := make(chan struct{})
 	var leftOnce sync.Once
+	registry := metrics.ForNode(n) // GET /metrics: the node, HTTP and RESP
 	srv := &http.Server{
 		Handler: httpapi.New(n, httpapi.Options{
 			Logger: logger,
 			// The API refuses what the engine would (0: its default too).
 			MaxValueBytes: cfg.DataPlane.MaxValueLen,
 			OnLeft:        func() { leftOnce.Do(func() { close(left) }) },
-			Registry:      metrics.ForNode(n), // GET /metrics
-			Auth:          sc.Auth,            // nil: no authentication
+			Registry:      registry,
+			Auth:          sc.Auth, // nil: no authentication
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
@@ -231,8 +232,9 @@ func runServer(ctx context.Context, sc *serverConfig, d *Deps) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	respSrv := resp.New(n, resp.Options{
-		Logger: logger,
-		Auth:   sc.Auth, // nil: no authentication
+		Logger:  logger,
+		Metrics: registry.RESP(resp.CommandNames()),
+		Auth:    sc.Auth, // nil: no authentication
 		// Room for the largest value the engine takes, plus the rest of
 		// the command (0: the data plane's default).
 		MaxBulk: max(cfg.DataPlane.MaxValueLen, dataplane.DefaultMaxValueLen) + 2*dataplane.MaxKeyLen,
