@@ -76,7 +76,7 @@ type serverConn struct {
 }
 
 // serveConn is the reader of one RPC connection: it reads request frames
-// and runs each in its own goroutine, at most MaxInflight at once. It
+// and runs them on the conn's workers, at most MaxInflight at once. It
 // returns after the conn broke and every goroutine of the conn finished.
 func (m *Mux) serveConn(h Handler, c net.Conn) {
 	sc := &serverConn{
@@ -96,7 +96,19 @@ func (m *Mux) serveConn(h Handler, c net.Conn) {
 		sc.writeLoop()
 	}()
 
-	sem := make(chan struct{}, m.cfg.MaxInflight)
+	// Requests run on workers that live as long as the conn (at most
+	// MaxInflight, started as needed): a goroutine per request would grow
+	// a fresh stack through decoding and the handler every time (about a
+	// tenth of a busy member's CPU).
+	work := make(chan request)
+	workers := 0
+	worker := func(first request) {
+		defer wg.Done()
+		sc.handle(first)
+		for req := range work {
+			sc.handle(req)
+		}
+	}
 	br := bufio.NewReaderSize(c, 64<<10)
 	for {
 		frame, err := readFrame(br, m.cfg.MaxFrameSize)
@@ -109,20 +121,29 @@ func (m *Mux) serveConn(h Handler, c net.Conn) {
 			sc.logger.Warn("malformed RPC frame; closing connection", "error", err)
 			break
 		}
+		if sc.ctx.Err() != nil {
+			break
+		}
 		select {
-		case sem <- struct{}{}: // backpressure: at MaxInflight, stop reading
+		case work <- req: // an idle worker took it
+			continue
+		default:
+		}
+		if workers < m.cfg.MaxInflight {
+			workers++
+			wg.Add(1)
+			go worker(req)
+			continue
+		}
+		select {
+		case work <- req: // backpressure: at MaxInflight busy, stop reading
 		case <-sc.ctx.Done():
 		}
 		if sc.ctx.Err() != nil {
 			break
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			sc.handle(req)
-		}()
 	}
+	close(work)
 	sc.cancel()
 	_ = c.Close()
 	wg.Wait()

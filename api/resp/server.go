@@ -83,6 +83,8 @@ type Server struct {
 	// clock is the time in unix nanoseconds, kept by runClock while Serve
 	// runs (0 before): commands read it instead of the system clock.
 	clock atomic.Int64
+	// workers run the commands of pipelines run concurrently (pipeline.go).
+	workers workerPool
 
 	mu      sync.Mutex
 	ln      net.Listener
@@ -107,7 +109,8 @@ func New(c Cluster, opts Options) *Server {
 		opts.RequestTimeout = DefaultRequestTimeout
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{c: c, opts: opts, log: opts.Logger, base: ctx, cancel: cancel}
+	return &Server{c: c, opts: opts, log: opts.Logger, base: ctx, cancel: cancel,
+		workers: workerPool{tasks: make(chan func())}}
 }
 
 // ErrServerClosed is returned by Serve and ListenAndServe after Close.
@@ -196,6 +199,7 @@ func (s *Server) Close() error {
 	// handlers then fail their reads and return.
 	s.serving.Wait()
 	s.conns.Wait()
+	s.workers.stop() // no connection is left to submit a command
 	return err
 }
 
@@ -222,6 +226,10 @@ func (s *Server) handle(conn redcon.Conn, cmd redcon.Command) {
 			conn.WriteError("ERR internal error")
 		}
 	}()
+	if batch := s.parallelBatch(conn, cmd); batch != nil {
+		s.runParallel(conn, batch) // pipeline.go
+		return
+	}
 	st := stateOf(conn)
 	var c authConn = conn
 	var start time.Time

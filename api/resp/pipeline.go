@@ -1,0 +1,235 @@
+package resp
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/tidwall/redcon"
+
+	"github.com/olric-raft/olric-raft/metadata"
+)
+
+// Pipelines (a client sending many commands before reading replies) run
+// their commands one after the other, like redis-server — except a batch
+// of single-key commands on distinct keys in a cluster of several members,
+// which runs concurrently: each of those commands may wait for a round
+// trip (forwarded to its primary, replicated to its backups), and run
+// concurrently their round trips overlap and their replication batches.
+// The replies are written in command order. This is linearizable: the
+// commands of a pipeline are all in flight together (the client has none
+// of their replies), so any order among them is a valid one, and commands
+// on the same key, whose order the client does see, never run
+// concurrently (such a batch runs in order).
+
+// maxParallel bounds the commands of one connection running at once.
+const maxParallel = 64
+
+// keyOf returns the (dmap, key) a command touches if it is a single-key
+// command that may run concurrently with others of its pipeline; ok false
+// for anything else (multi-key, admin, connection state, unknown).
+func keyOf(name string, args [][]byte) (dmap, key string, ok bool) {
+	switch name {
+	case "get", "set", "incr", "decr", "incrby", "decrby", "expire", "pexpire", "ttl", "pttl", "exists":
+		if len(args) >= 2 && (name != "exists" || len(args) == 2) {
+			return defaultDMap, string(args[1]), true
+		}
+	case "del":
+		if len(args) == 2 {
+			return defaultDMap, string(args[1]), true
+		}
+	case "dm.get", "dm.put", "dm.incr", "dm.decr", "dm.getput", "dm.incrbyfloat", "dm.expire", "dm.pexpire":
+		if len(args) >= 3 {
+			return string(args[1]), string(args[2]), true
+		}
+	case "dm.del":
+		if len(args) == 3 {
+			return string(args[1]), string(args[2]), true
+		}
+	}
+	return "", "", false
+}
+
+// multiMember reports whether the committed routing table has more than
+// one alive member (only then can a command wait for another member).
+func multiMember(t *metadata.RoutingTable) bool {
+	alive := 0
+	for _, m := range t.Members {
+		if m.State == metadata.MemberAlive {
+			if alive++; alive > 1 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// parallelBatch returns the commands to run concurrently starting with
+// cmd — cmd and the rest of the pipeline already read, taken off the
+// connection — or nil when the pipeline must run one by one.
+func (s *Server) parallelBatch(conn redcon.Conn, cmd redcon.Command) []redcon.Command {
+	rest := conn.PeekPipeline()
+	if len(rest) == 0 || len(rest)+1 > maxParallel || !multiMember(s.c.Routing()) {
+		return nil
+	}
+	seen := make(map[[2]string]struct{}, len(rest)+1)
+	for _, c := range append([]redcon.Command{cmd}, rest...) {
+		if len(c.Args) == 0 || len(c.Args) > s.opts.MaxArgs {
+			return nil
+		}
+		dmap, key, ok := keyOf(commandName32(c.Args[0]), c.Args)
+		if !ok {
+			return nil
+		}
+		k := [2]string{dmap, key}
+		if _, dup := seen[k]; dup {
+			return nil
+		}
+		seen[k] = struct{}{}
+	}
+	return append([]redcon.Command{cmd}, conn.ReadPipeline()...)
+}
+
+// runParallel runs cmds concurrently and writes their replies in order.
+func (s *Server) runParallel(conn redcon.Conn, cmds []redcon.Command) {
+	ctx := s.requestContext(conn)
+	recs := make([]recorder, len(cmds))
+	var wg sync.WaitGroup
+	for i := range cmds {
+		recs[i].conn = conn
+		if s.opts.Auth != nil && s.gate(&recs[i], cmds[i].Args) {
+			continue // refused: the recorder holds NOAUTH or NOPERM
+		}
+		wg.Add(1)
+		r, args := &recs[i], cmds[i].Args
+		s.workers.run(func() {
+			defer wg.Done()
+			s.runRecorded(ctx, r, args)
+		})
+	}
+	wg.Wait()
+	for i := range recs {
+		recs[i].replay(conn)
+	}
+}
+
+// runRecorded runs one command into r, with metrics and panic recovery as
+// handle does.
+func (s *Server) runRecorded(ctx context.Context, r *recorder, args [][]byte) {
+	start := time.Now()
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("resp: panic in a command", "panic", p, "command", commandName(args))
+			r.replies = r.replies[:0]
+			r.WriteError("ERR internal error")
+		}
+		if s.opts.Metrics != nil {
+			s.opts.Metrics.Observe(commandName32(args[0]), r.failed, time.Since(start))
+		}
+	}()
+	s.exec(ctx, r, args)
+}
+
+// maxWorkers bounds the goroutines kept to run pipelined commands.
+const maxWorkers = 256
+
+// workerPool runs pipelined commands on goroutines that outlive them: a
+// fresh goroutine per command would grow its stack through the request
+// path every time. A task finding no idle worker gets a new one (up to
+// maxWorkers) or, beyond, a goroutine of its own.
+type workerPool struct {
+	tasks chan func()
+	mu    sync.Mutex
+	n     int            // workers started
+	wg    sync.WaitGroup // the workers
+}
+
+func (p *workerPool) run(task func()) {
+	select {
+	case p.tasks <- task:
+		return
+	default:
+	}
+	p.mu.Lock()
+	start := p.n < maxWorkers
+	if start {
+		p.n++
+		p.wg.Add(1)
+	}
+	p.mu.Unlock()
+	if !start {
+		go task()
+		return
+	}
+	go func() {
+		defer p.wg.Done()
+		task()
+		for t := range p.tasks {
+			t()
+		}
+	}()
+}
+
+// stop ends the workers once idle (after every connection closed).
+func (p *workerPool) stop() {
+	close(p.tasks)
+	p.wg.Wait()
+}
+
+// recorder is a replier that keeps a command's reply, to be written to the
+// connection later, in order (replay). A bulk is kept by reference: what a
+// command replies is its own copy or the pipeline's arguments, which stay
+// valid until the batch is replied. Its Context and SetContext are the
+// connection's (gate reads the login).
+type recorder struct {
+	conn    redcon.Conn
+	replies []replyOp
+	failed  bool
+}
+
+type replyOp struct {
+	kind byte // 's' string, 'b' bulk, 'B' bulk string, 'i' int, 'e' error, 'a' array, 'n' null
+	str  string
+	bulk []byte
+	n    int64
+}
+
+func (r *recorder) WriteString(s string) { r.replies = append(r.replies, replyOp{kind: 's', str: s}) }
+func (r *recorder) WriteBulk(b []byte) {
+	r.replies = append(r.replies, replyOp{kind: 'b', bulk: append([]byte(nil), b...)})
+}
+func (r *recorder) WriteBulkString(s string) {
+	r.replies = append(r.replies, replyOp{kind: 'B', str: s})
+}
+func (r *recorder) WriteInt(n int)     { r.replies = append(r.replies, replyOp{kind: 'i', n: int64(n)}) }
+func (r *recorder) WriteInt64(n int64) { r.replies = append(r.replies, replyOp{kind: 'i', n: n}) }
+func (r *recorder) WriteArray(n int)   { r.replies = append(r.replies, replyOp{kind: 'a', n: int64(n)}) }
+func (r *recorder) WriteNull()         { r.replies = append(r.replies, replyOp{kind: 'n'}) }
+func (r *recorder) WriteError(msg string) {
+	r.failed = true
+	r.replies = append(r.replies, replyOp{kind: 'e', str: msg})
+}
+func (r *recorder) Context() any     { return r.conn.Context() }
+func (r *recorder) SetContext(v any) { r.conn.SetContext(v) }
+
+// replay writes the recorded reply to w.
+func (r *recorder) replay(w replier) {
+	for _, op := range r.replies {
+		switch op.kind {
+		case 's':
+			w.WriteString(op.str)
+		case 'b':
+			w.WriteBulk(op.bulk)
+		case 'B':
+			w.WriteBulkString(op.str)
+		case 'i':
+			w.WriteInt64(op.n)
+		case 'a':
+			w.WriteArray(int(op.n))
+		case 'n':
+			w.WriteNull()
+		case 'e':
+			w.WriteError(op.str)
+		}
+	}
+}
