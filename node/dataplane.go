@@ -31,10 +31,22 @@ type partitionLostRequest struct {
 // watchRouting feeds every committed routing table to the data plane, and
 // creates the data plane once the table is initialized (its partition
 // count is the cluster's, not this member's flag). It owns both.
+//
+// The data plane follows tables only from the first one that lists this
+// process's incarnation. The tables before it come from replaying the
+// Raft log (after a restart, or a rejoin under the same id with an empty
+// data dir): what they assign to this id belonged to a previous
+// incarnation, whose data died with it. Followed, they made this process
+// act as their primary (replicating, fencing at long-gone epochs) and
+// count its predecessor's handovers as its own (a graceful leave then
+// waited its whole budget for them). Until the leader records the new
+// incarnation — in the same entry that drops the old one's replicas —
+// this process holds nothing, so it has nothing to follow.
 func (n *Node) watchRouting() {
 	defer n.wg.Done()
 	updates, cancel := n.fsm.Subscribe()
 	defer cancel()
+	ours := false // a table listed this incarnation: follow every table from then on
 	apply := func(t *metadata.RoutingTable) {
 		if !t.Initialized() {
 			return
@@ -46,6 +58,12 @@ func (n *Node) watchRouting() {
 				n.log.Error("cannot start the data plane", "err", err)
 				return
 			}
+		}
+		if !ours {
+			if m, ok := t.Member(n.cfg.NodeID); !ok || m.Incarnation != n.incarnation {
+				return
+			}
+			ours = true
 		}
 		svc.OnRouting(t)
 	}

@@ -295,7 +295,7 @@ func (n *Node) leaderGrantLease(req leaseRequest) (leaseResponse, error) {
 	// (found by the Jepsen harness: the resumed old leader granted itself
 	// a lease and served a stale read). Concurrent verifications share
 	// one heartbeat round.
-	if err := n.raft.VerifyLeader().Error(); err != nil {
+	if err := n.verifyLeader(); err != nil {
 		return leaseResponse{}, fmt.Errorf("%w: %v", ErrNotLeader, err)
 	}
 	if n.raft.CurrentTerm() != term {
@@ -391,4 +391,21 @@ func (n *Node) leaseSuspect(id metadata.NodeID, now time.Time) bool {
 	}
 	since := now.Sub(n.leases.last(id))
 	return since > 3*n.cfg.Timing.LeaseRenewInterval && since <= n.leaseWait()
+}
+
+// verifyLeader runs raft.VerifyLeader and waits for it, or for the node to
+// stop: a verification queued just before Raft shut down may never be
+// answered (its loop is gone), and a handler waiting for it would hold up
+// the cluster port's Close for ever (found by the Jepsen harness's churn
+// runs: a member hung on shutdown).
+func (n *Node) verifyLeader() error {
+	f := n.raft.VerifyLeader()
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }() // ends when Raft answers, or never: bounded by the node's life
+	select {
+	case err := <-done:
+		return err
+	case <-n.stop:
+		return ErrClosed
+	}
 }

@@ -163,7 +163,7 @@ func (n *Node) verifiedCommitIndex() (uint64, error) {
 		return 0, ErrNotLeader
 	}
 	idx := n.raft.CommitIndex()
-	if err := n.raft.VerifyLeader().Error(); err != nil {
+	if err := n.verifyLeader(); err != nil {
 		return 0, fmt.Errorf("%w: %v", ErrNotLeader, err)
 	}
 	return idx, nil
@@ -230,6 +230,11 @@ func (n *Node) callLeaderOnce(ctx context.Context, method string, req memberRequ
 				return 0, err
 			}
 		}
+		if errors.Is(err, transport.ErrUnreachable) {
+			// Never sent (e.g. connection refused: the leader just died):
+			// nothing happened, the caller may retry with the next leader.
+			return 0, fmt.Errorf("%w: leader %s unreachable: %w", ErrNotLeader, li.ID, err)
+		}
 		// The request may have reached the leader: its outcome is unknown.
 		return 0, fmt.Errorf("%w: calling leader %s: %w", ErrTimeout, li.ID, err)
 	}
@@ -269,7 +274,11 @@ func (n *Node) leaderApply(ctx context.Context, build func(t *metadata.RoutingTa
 		if res.Err == nil {
 			return res.Version, nil
 		}
-		if !errors.Is(res.Err, fsm.ErrVersionConflict) || attempt >= 5 || ctx.Err() != nil {
+		// A busy cluster commits other entries (writes marking partitions,
+		// backups reported in sync, failovers) between our read of the
+		// table and our entry: recompute and try again, for as long as
+		// the caller waits (bounded, so a pathological loop still ends).
+		if !errors.Is(res.Err, fsm.ErrVersionConflict) || attempt >= 100 || ctx.Err() != nil {
 			return 0, res.Err
 		}
 	}

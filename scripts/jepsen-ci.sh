@@ -9,8 +9,11 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 TIME_LIMIT=${JEPSEN_TIME_LIMIT:-20s}
 OUT=${JEPSEN_OUT:-/tmp/olric-raft-jepsen-ci}
-NEMESES=${JEPSEN_NEMESES:-"partition-halves partition-ring partition-bridge isolate-leader isolate-primary kill-random kill-leader kill-primary pause-random pause-leader pause-primary"}
 go build -o bin/jepsen ./integration/jepsen/cmd/jepsen || exit 2
+# Every nemesis that injects faults, as the harness lists them (so a new
+# nemesis is included without editing this script).
+NEMESES=${JEPSEN_NEMESES:-$(bin/jepsen --list-nemeses | tr '\n' ' ')}
+[ -n "$NEMESES" ] || exit 2
 seed=1
 failed=0
 undecided=0

@@ -185,3 +185,70 @@ func TestHistoryRoundTrip(t *testing.T) {
 		t.Fatalf("round trip: %+v", got)
 	}
 }
+
+func nem(f, key string, t Outcome, value, errText string, at int64) Op {
+	return Op{Workload: "nemesis", F: f, Key: key, Node: "n1", Type: t, Value: value, Error: errText, Call: at * ms, Return: (at + 1) * ms}
+}
+
+func TestCheckNemesis(t *testing.T) {
+	if _, ok := checkNemesis([]Op{reg(0, "write", "a", "1", "", OK, 0, 1), nem("start", "", OK, "kill-random: kill -9 n2", "", 0)}); ok {
+		t.Error("a history without operator commands has a nemesis check")
+	}
+	clean := []Op{
+		nem(fCLI, "n3", OK, "olric-raft leave --address http://10.77.0.3:3380", "exit 0", 0),
+		nem(fCLI, "n2", Fail, "olric-raft remove n2 --address http://10.77.0.1:3380", "exit 1", 2),
+		nem(fIslandRemove, "n2", Fail, "409 member_alive", "409 member_alive", 3),
+		nem(fIslandRemove, "n3", Info, "context deadline exceeded", "context deadline exceeded", 4),
+		nem(fIslandMembers, "", OK, "v9: n1=alive,n2=alive,n3=alive,n4=alive,n5=alive", "", 5),
+	}
+	c, ok := checkNemesis(clean)
+	if !ok || len(c.Anomalies) != 0 || c.Unknown != "" || c.OK != 1 || c.Fail != 2 || c.Info != 1 {
+		t.Errorf("clean: %v %+v", ok, c)
+	}
+	bad := append(append([]Op(nil), clean...),
+		nem(fIslandRemove, "n4", OK, "200", "", 6),
+		nem(fIslandMembers, "", OK, "v10: n1=alive,n2=alive,n3=alive,n5=alive", "missing n4", 7),
+	)
+	c, _ = checkNemesis(bad)
+	if c.Anomalies[anomalyIslandCommit] != 1 || c.Anomalies[anomalyMemberMissing] != 1 {
+		t.Errorf("bad: %+v", c)
+	}
+	c, _ = checkNemesis([]Op{nem(fIslandMembers, "", Info, "", "no member's routing table could be read after the heal", 1)})
+	if c.Unknown == "" || len(c.Anomalies) != 0 {
+		t.Errorf("unreadable: %+v", c)
+	}
+}
+
+func TestNemesisNames(t *testing.T) {
+	all := AllNemeses()
+	if all[0] != "none" || all[len(all)-1] != "all" {
+		t.Fatalf("none first, all last: %v", all)
+	}
+	faults := FaultNemeses()
+	if len(faults) != len(all)-2 {
+		t.Fatalf("FaultNemeses %v", faults)
+	}
+	for _, want := range []string{"churn", "island", "partition-halves", "kill-leader"} {
+		found := false
+		for _, n := range faults {
+			found = found || n == want
+		}
+		if !found {
+			t.Errorf("%s not in %v", want, faults)
+		}
+	}
+	c := &cluster{}
+	for _, n := range all {
+		o := Options{Nemesis: n, Logf: t.Logf}
+		if err := o.defaults(); err != nil {
+			t.Errorf("%s: %v", n, err)
+		}
+		if _, _, err := c.validate(n); err != nil {
+			t.Errorf("%s: %v", n, err)
+		}
+	}
+	o := Options{Nemesis: "churn-everything", Logf: t.Logf}
+	if err := o.defaults(); err == nil {
+		t.Error("unknown nemesis accepted")
+	}
+}

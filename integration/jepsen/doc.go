@@ -46,7 +46,8 @@
 //     addresses> --timing lan --log-level info --replicas 3`, output
 //     appended to RUN/nN/member.log (with a line per start and exit). A
 //     restarted member gets the same flags: it keeps its Raft state and
-//     comes back with a new incarnation and empty data.
+//     comes back with a new incarnation and empty data (after churn took
+//     it out of the cluster: with an empty data dir, a new member).
 //  4. A cut between two members is a blackhole route in each of their
 //     namespaces (`ip -n orjA route add blackhole 10.77.0.B/32` and the
 //     reverse); healing deletes those routes. The clients, in the root
@@ -89,10 +90,53 @@
 //	pause-random      SIGSTOP of a random member, SIGCONT after the period
 //	pause-leader      SIGSTOP of the leader
 //	pause-primary     SIGSTOP of the primary of a hot key
+//	churn             membership churn through the operator CLI (below)
+//	island            operator removals sent to an isolated leader (below)
 //	all               one of the above at random for each cycle
 //
 // The hot key is one of the first workload's keys (a register key, the
 // newest set element, the counter, the lock).
+//
+// churn changes the membership while the workloads run, through the real
+// CLI: the olric-raft binary the members run (Hosts' bin), invoked from
+// the root namespace, which reaches every member over the bridge. A cycle
+// starts only from a whole cluster with every member running, and takes
+// one member out (never more: four of five stay), at random either
+//
+//   - leave: `olric-raft leave --address <its HTTP>`; its process must
+//     then exit 0 (a leave answered "left" whose process exits otherwise,
+//     or does not exit within 30 s, is a note in the summary);
+//   - remove: kill -9, then `olric-raft remove <id> --address <another
+//     member's HTTP>`, retried every 0.5 s for up to 60 s while the answer
+//     is member_alive (refused until gossip declares it dead and its
+//     lease expired) or says no_leader, not_ready, timeout, unreachable
+//     (a failover under way); a not_found after a timeout counts as done.
+//
+// After the off period the member starts again with an empty data dir
+// (Host.SetFresh: a brand-new member under the same id), and the cycle
+// ends once the cluster is whole. The server flags need no change for
+// that: with no Raft state and --bootstrap-expect 5 it sees that its peers
+// hold Raft state and waits to be added instead of bootstrapping, and
+// --join finds them through gossip. A leave or removal that did not
+// succeed is not followed by a wipe: the member restarts with its Raft
+// state, as an operator would. Every CLI invocation (command, exit
+// status, output) is an op of the history (workload nemesis, f cli) and a
+// paragraph of RUN/nemesis.log.
+//
+// island cuts the Raft leader off from every other member (as
+// isolate-leader) and, while it is cut off, sends it over HTTP from the
+// harness DELETE /v1/cluster/members/{id} for every other member, a round
+// every 250 ms without waiting for the answers (a removal the island
+// cannot forward waits up to the server's 30 s for a leader; the harness
+// waits 35 s), so the rounds cover the first moments while it still
+// believes it leads, then its step-down, then gossip declaring the others
+// dead. Every answer is an op (f island-remove). After the heal, the
+// answers still in flight, and a whole cluster (at most 60 s), every
+// member's routing table is read (f island-members). Anomalies, in the
+// nemesis row of the summary and counted as nemesis/<kind>, exit status 1
+// like the checkers': island-commit (a 2xx answer to such a removal) and
+// island-member-missing (a routing table without one of the five members).
+// No routing table readable after the heal makes the run undecided.
 //
 // # Workloads (workloads.go)
 //
@@ -138,19 +182,27 @@
 //
 // Per run, RUN = --out/<UTC time>-<nemesis>-<workloads>-seed<N>/ holds
 // history.jsonl (one Op per line: process, workload, f, key, value,
-// expect, version, token, type ok/fail/info, node asked, error, call and
-// return in ns since the start; nemesis events as workload "nemesis"),
+// expect, version, token, type ok/fail/info, node asked, error, output,
+// call and return in ns since the start; nemesis events as workload
+// "nemesis"),
 // register.html (porcupine's visualization, when the register check
-// fails or times out), nN/member.log for every member,
+// fails or times out), nemesis.log (every nemesis event, operator
+// command with its exit status and output, island answer), nN/member.log
+// for every member,
 // routing-final.json (the routing table after the final reads; the Raft
 // data itself is deleted with the hosts), summary.json and
 // summary.txt (ops ok/fail/info per workload, anomalies by kind with
-// examples, notes). The command prints summary.txt at the end.
+// examples, notes; with churn or island also a "nemesis" row: the
+// operator commands' ok/fail/info, the island anomalies, notes counting
+// the commands by exit status and the island's answers). The command
+// prints summary.txt at the end. --list-nemeses prints the nemeses that
+// inject faults (scripts/jepsen-ci.sh runs each once).
 //
 // # Tests
 //
 // checkers_test.go checks the checkers on hand-made histories (no root
-// needed). jepsen_test.go (root, skipped with -short) runs two 30 s
+// needed), the operator nemeses' check (checkNemesis) included, and that
+// every nemesis name is accepted. jepsen_test.go (root, skipped with -short) runs two 30 s
 // passes of isolate-primary with the set and register workloads: one
 // with `--unsafe-test-fault ack-before-replication`, where the cut-off
 // primary acknowledges writes during its last lease that the failover then

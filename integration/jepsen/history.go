@@ -26,6 +26,7 @@ type Op struct {
 	Type     Outcome `json:"type"`
 	Node     string  `json:"node,omitempty"` // the member the client asked
 	Error    string  `json:"error,omitempty"`
+	Output   string  `json:"output,omitempty"` // nemesis: an operator command's output
 	Call     int64   `json:"call"`
 	Return   int64   `json:"return"`
 }

@@ -49,6 +49,38 @@ type Host struct {
 	logFile *os.File
 	paused  bool
 	starts  int
+	// fresh: the member left the cluster (leave, remove); its next start
+	// wipes --data-dir so that it comes back as a brand-new member.
+	fresh bool
+	// exitCode is the last process's exit status (-1: killed by a signal).
+	exitCode int
+}
+
+// SetFresh marks h to start with an empty data dir next time (a new
+// member: it left the cluster or was removed from it).
+func (h *Host) SetFresh() {
+	h.mu.Lock()
+	h.fresh = true
+	h.mu.Unlock()
+}
+
+// WaitExit waits at most d for h's process to end and returns its exit
+// status (-1 after a signal) and whether it ended.
+func (h *Host) WaitExit(d time.Duration) (int, bool) {
+	h.mu.Lock()
+	done := h.done
+	h.mu.Unlock()
+	if done == nil {
+		return 0, false
+	}
+	select {
+	case <-done:
+	case <-time.After(d):
+		return 0, false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.exitCode, true
 }
 
 // HTTP is the member's HTTP API base URL, reachable from the root namespace.
@@ -219,7 +251,12 @@ func (hs *Hosts) StartAll() error {
 }
 
 // Start starts h's process (again) with the same flags: it comes back with
-// a new incarnation and empty data, its Raft state from --data-dir.
+// a new incarnation and empty data, its Raft state from --data-dir. A
+// member marked fresh (SetFresh) starts with an empty --data-dir instead:
+// a brand-new member which the same flags make join the running cluster
+// (--bootstrap-expect does not bootstrap again: its peers answer that they
+// hold Raft state, so it waits to be added, and stops waiting once the
+// leader has added it; --join finds the members through gossip).
 func (hs *Hosts) Start(h *Host) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -257,6 +294,16 @@ func (hs *Hosts) Start(h *Host) error {
 		h.logFile = f
 	}
 	h.starts++
+	if h.fresh {
+		if err := os.RemoveAll(h.data); err != nil {
+			return fmt.Errorf("jepsen: wipe %s: %w", h.data, err)
+		}
+		if err := os.MkdirAll(h.data, 0o755); err != nil {
+			return err
+		}
+		h.fresh = false
+		fmt.Fprintf(h.logFile, "=== jepsen: %s data dir wiped: it starts as a new member\n", h.ID)
+	}
 	fmt.Fprintf(h.logFile, "=== jepsen: start #%d of %s at %s: ip %s\n", h.starts, h.ID, time.Now().UTC().Format(time.RFC3339Nano), strings.Join(args, " "))
 	cmd := exec.Command("ip", args...)
 	cmd.Stdout, cmd.Stderr = h.logFile, h.logFile
@@ -271,6 +318,7 @@ func (hs *Hosts) Start(h *Host) error {
 	go func() {
 		err := cmd.Wait()
 		h.mu.Lock()
+		h.exitCode = cmd.ProcessState.ExitCode()
 		fmt.Fprintf(h.logFile, "=== jepsen: %s exited at %s: %v\n", h.ID, time.Now().UTC().Format(time.RFC3339Nano), err)
 		h.mu.Unlock()
 		close(done)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -21,12 +22,17 @@ var nemeses = []string{
 	"isolate-leader", "isolate-primary",
 	"kill-random", "kill-leader", "kill-primary",
 	"pause-random", "pause-leader", "pause-primary",
+	"churn", "island",
 	"all",
 }
 
 // AllNemeses lists the nemesis names ("all" picks one of the others at
 // random for each cycle).
 func AllNemeses() []string { return append([]string(nil), nemeses...) }
+
+// FaultNemeses lists the nemeses that inject faults: all but "none" and
+// "all" (what scripts/jepsen-ci.sh runs once each).
+func FaultNemeses() []string { return append([]string(nil), nemeses[1:len(nemeses)-1]...) }
 
 // cluster is what the nemeses act on.
 type cluster struct {
@@ -37,6 +43,14 @@ type cluster struct {
 	logf  func(string, ...any)
 	// hot returns the DMap and key whose primary the primary nemeses target.
 	hot func() (string, string)
+	// ctl sends the island nemesis's operator requests: its timeout is
+	// above the server's budget for them (30 s), so that the member's own
+	// answer arrives rather than the harness's timeout.
+	ctl *api
+	// nlog is the run folder's nemesis.log: every event, every operator
+	// command with its exit status and output, every island answer.
+	nlog   *os.File
+	nlogMu sync.Mutex
 }
 
 // event records a nemesis action in the history.
@@ -44,6 +58,17 @@ func (c *cluster) event(kind, desc string) {
 	now := c.hist.Now()
 	c.hist.Add(Op{Workload: "nemesis", F: kind, Value: desc, Type: OK, Call: now, Return: now})
 	c.logf("nemesis %s: %s", kind, desc)
+	c.writeLog("%s: %s", kind, desc)
+}
+
+// writeLog appends a line (or several) to nemesis.log.
+func (c *cluster) writeLog(format string, args ...any) {
+	if c.nlog == nil {
+		return
+	}
+	c.nlogMu.Lock()
+	defer c.nlogMu.Unlock()
+	fmt.Fprintf(c.nlog, "%s %s\n", time.Now().UTC().Format("15:04:05.000"), fmt.Sprintf(format, args...))
 }
 
 // leader asks the members for the Raft leader.
@@ -209,6 +234,10 @@ func (c *cluster) fault(ctx context.Context, name string) (string, func(), error
 		}
 		target.Pause()
 		return fmt.Sprintf("%s: SIGSTOP %s (%s)", name, target.ID, what), target.Resume, nil
+	case "churn":
+		return c.churn(ctx)
+	case "island":
+		return c.island(ctx)
 	}
 	return "", nil, fmt.Errorf("jepsen: unknown nemesis %q (%s)", name, strings.Join(nemeses, ", "))
 }

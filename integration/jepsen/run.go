@@ -195,7 +195,14 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		w, _ := newWorkload(name, o.Keys)
 		wls = append(wls, w)
 	}
-	cl := &cluster{hosts: hosts, api: a, rng: rand.New(rand.NewSource(rng.Int63())), hist: hist, logf: logf}
+	ctl := newAPI(35 * time.Second)
+	defer ctl.close()
+	nlog, err := os.Create(filepath.Join(dir, "nemesis.log"))
+	if err != nil {
+		return res, err
+	}
+	defer nlog.Close()
+	cl := &cluster{hosts: hosts, api: a, ctl: ctl, nlog: nlog, rng: rand.New(rand.NewSource(rng.Int63())), hist: hist, logf: logf}
 	cl.hot = func() (string, string) { return wls[0].hotKey(cl.rng) }
 
 	if err := hosts.StartAll(); err != nil {
@@ -267,6 +274,15 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 		if c.Unknown != "" {
 			res.Unknown = append(res.Unknown, w.name()+": "+c.Unknown)
+		}
+		res.Checks = append(res.Checks, c)
+	}
+	if c, ok := checkNemesis(ops); ok {
+		for k, n := range c.Anomalies {
+			res.Anomalies["nemesis/"+k] += n
+		}
+		if c.Unknown != "" {
+			res.Unknown = append(res.Unknown, "nemesis: "+c.Unknown)
 		}
 		res.Checks = append(res.Checks, c)
 	}

@@ -35,12 +35,17 @@ func main() {
 	fs.DurationVar(&o.Interval, "interval", 0, "nemesis off and on periods (default 5s)")
 	fs.StringVar(&o.OutDir, "out", "", "parent folder of the run folders (default ./jepsen-runs)")
 	fs.StringVar(&o.Bin, "bin", "", "olric-raft binary (default: build one without -race)")
+	list := fs.Bool("list-nemeses", false, "print the nemeses that inject faults (every one but none and all), one a line, and exit")
 	fs.StringVar(&unsafe, "unsafe-test-fault", "", "TESTS ONLY: start the members with this safety mechanism broken (ack-before-replication, ignore-lease)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			os.Exit(0)
 		}
 		os.Exit(2)
+	}
+	if *list {
+		fmt.Println(strings.Join(jepsen.FaultNemeses(), "\n"))
+		os.Exit(0)
 	}
 	o.Workloads = strings.Split(workloads, ",")
 	if unsafe != "" {
