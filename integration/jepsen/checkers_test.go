@@ -228,7 +228,7 @@ func TestNemesisNames(t *testing.T) {
 	if len(faults) != len(all)-2 {
 		t.Fatalf("FaultNemeses %v", faults)
 	}
-	for _, want := range []string{"churn", "island", "partition-halves", "kill-leader"} {
+	for _, want := range []string{"churn", "island", "combo", "partition-halves", "kill-leader"} {
 		found := false
 		for _, n := range faults {
 			found = found || n == want

@@ -23,8 +23,16 @@ var nemeses = []string{
 	"kill-random", "kill-leader", "kill-primary",
 	"pause-random", "pause-leader", "pause-primary",
 	"churn", "island",
+	"combo",
 	"all",
 }
+
+// Faults "combo" combines: one network fault and, at the same time, one
+// process fault.
+var (
+	comboNetwork = []string{"partition-halves", "partition-ring", "partition-bridge", "isolate-leader", "isolate-primary"}
+	comboProcess = []string{"kill-random", "kill-primary", "pause-random", "pause-leader"}
+)
 
 // AllNemeses lists the nemesis names ("all" picks one of the others at
 // random for each cycle).
@@ -234,6 +242,24 @@ func (c *cluster) fault(ctx context.Context, name string) (string, func(), error
 		}
 		target.Pause()
 		return fmt.Sprintf("%s: SIGSTOP %s (%s)", name, target.ID, what), target.Resume, nil
+	case "combo":
+		// A network fault, then a process fault on top of it (the process
+		// may be on either side); undone in reverse order.
+		netName := comboNetwork[c.rng.Intn(len(comboNetwork))]
+		procName := comboProcess[c.rng.Intn(len(comboProcess))]
+		netDesc, netUndo, err := c.fault(ctx, netName)
+		if err != nil {
+			return "", nil, err
+		}
+		procDesc, procUndo, err := c.fault(ctx, procName)
+		if err != nil {
+			netUndo()
+			return "", nil, err
+		}
+		return "combo: " + netDesc + " + " + procDesc, func() {
+			procUndo()
+			netUndo()
+		}, nil
 	case "churn":
 		return c.churn(ctx)
 	case "island":
