@@ -131,6 +131,10 @@ type reportKey struct {
 type repPart struct {
 	epoch uint64
 	peers map[metadata.NodeID]*repPeer
+	// changed, when not nil, is closed when an ack for this partition may
+	// let its waiters go on (made by the first waiter; a global change
+	// closes replication.changed instead).
+	changed chan struct{}
 }
 
 type repPeer struct {
@@ -191,6 +195,15 @@ type repItem struct {
 func (r *replication) broadcastLocked() {
 	close(r.changed)
 	r.changed = make(chan struct{})
+}
+
+// broadcastPartLocked wakes the waiters of partition p only (an ack of a
+// batch wakes those whose partitions it carried, not every waiter).
+func (r *replication) broadcastPartLocked(p uint32) {
+	if rp := &r.parts[p]; rp.changed != nil {
+		close(rp.changed)
+		rp.changed = nil
+	}
 }
 
 func (l *peerLink) kick() {
@@ -603,7 +616,11 @@ func (s *Service) sendBatch(l *peerLink, addr string, batch []repItem, bulk bool
 			s.queueReportLocked(ReplicaReport{Partition: res.P, Epoch: rp.epoch, Member: l.id, InSync: true})
 		}
 	}
-	r.broadcastLocked()
+	for _, res := range reply.Results {
+		if int(res.P) < len(r.parts) {
+			r.broadcastPartLocked(res.P)
+		}
+	}
 }
 
 func (s *Service) failPeerLocked(p uint32, rp *repPart, peer *repPeer) {
@@ -736,6 +753,10 @@ func (s *Service) waitReplicated(ctx context.Context, pid uint32, epoch uint64) 
 		r.mu.Lock()
 		ch := r.changed
 		rp := &r.parts[pid]
+		if rp.changed == nil {
+			rp.changed = make(chan struct{})
+		}
+		pch := rp.changed
 		done := rp.epoch == epoch
 		for _, b := range p.Backups {
 			if !done {
@@ -760,6 +781,7 @@ func (s *Service) waitReplicated(ctx context.Context, pid uint32, epoch uint64) 
 		}
 		select {
 		case <-ch:
+		case <-pch:
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-timer:
