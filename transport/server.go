@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -216,6 +217,7 @@ func writeFrames(done <-chan struct{}, c net.Conn, out <-chan []byte) error {
 		if _, err := bw.Write(f); err != nil {
 			return err
 		}
+		yielded := false
 	batch:
 		for {
 			select {
@@ -224,6 +226,14 @@ func writeFrames(done <-chan struct{}, c net.Conn, out <-chan []byte) error {
 					return err
 				}
 			default:
+				if !yielded {
+					// Let the goroutines about to queue a frame do so:
+					// one write system call then carries them all (under
+					// load, most frames would otherwise leave one by one).
+					yielded = true
+					runtime.Gosched()
+					continue
+				}
 				break batch
 			}
 		}
