@@ -32,13 +32,15 @@ import (
 	"github.com/olric-raft/olric-raft/internal/testcluster"
 )
 
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		goleak.IgnoreTopFunction("github.com/hashicorp/raft-boltdb/v2.(*BoltStore).runMetrics"),
-		goleak.IgnoreTopFunction("github.com/armon/go-metrics.(*InmemSink).run"),
-		goleak.IgnoreTopFunction("github.com/hashicorp/go-metrics.(*InmemSink).run"),
-	)
+// libraryGoroutines are background goroutines of libraries that never
+// end (raft-boltdb's metrics emitter, go-metrics' sinks): not ours.
+var libraryGoroutines = []goleak.Option{
+	goleak.IgnoreTopFunction("github.com/hashicorp/raft-boltdb/v2.(*BoltStore).runMetrics"),
+	goleak.IgnoreTopFunction("github.com/armon/go-metrics.(*InmemSink).run"),
+	goleak.IgnoreTopFunction("github.com/hashicorp/go-metrics.(*InmemSink).run"),
 }
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, libraryGoroutines...) }
 
 const (
 	members         = 3
@@ -86,6 +88,7 @@ type clientState struct {
 
 func TestSoakBeyondSaturation(t *testing.T) {
 	dur := soakDuration(t)
+	goroutinesBefore := runtime.NumGoroutine()
 	clients := clientsDefault
 	if v, err := strconv.Atoi(os.Getenv("OLRIC_RAFT_SOAK_CLIENTS")); err == nil && v > 0 {
 		clients = v
@@ -93,6 +96,7 @@ func TestSoakBeyondSaturation(t *testing.T) {
 	c := testcluster.New(t, members, testcluster.Options{Replicas: 2})
 	var addrs []string
 	var limits []*connlimit.Listener
+	var servers []*http.Server
 	for _, m := range c.Members {
 		raw, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -123,6 +127,7 @@ func TestSoakBeyondSaturation(t *testing.T) {
 			WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second,
 		}
 		go func() { _ = srv.Serve(ln) }()
+		servers = append(servers, srv)
 		t.Cleanup(func() { _ = srv.Close() })
 	}
 	c.StartAll()
@@ -302,5 +307,14 @@ loop:
 	if peakHeap > 1<<30 {
 		t.Errorf("peak heap in use %d MiB: memory grows with the load", peakHeap>>20)
 	}
+	for _, srv := range servers {
+		_ = srv.Close()
+	}
 	c.CloseAll()
+	// Every goroutine of the cluster, the servers and the clients ends.
+	if err := goleak.Find(libraryGoroutines...); err != nil {
+		t.Errorf("goroutines left after the cluster closed: %v", err)
+	}
+	t.Logf("goroutines: %d before the cluster started, %d at the peak, %d after it closed (none of ours: goleak; the rest are libraries' background emitters)",
+		goroutinesBefore, goroutinesDuring, runtime.NumGoroutine())
 }
