@@ -2,16 +2,13 @@ package resp
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"testing"
-	"time"
 
 	"github.com/olric-raft/olric-raft/metrics"
-	"github.com/olric-raft/olric-raft/node"
 )
 
 // BenchmarkPipelined drives a real single-member node's RESP server with
@@ -21,39 +18,7 @@ import (
 //
 //	go test -run '^$' -bench Pipelined -benchmem ./api/resp
 func BenchmarkPipelined(b *testing.B) {
-	free := func() string {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer ln.Close()
-		return ln.Addr().String()
-	}
-	cfg := node.DefaultConfig()
-	cfg.NodeID = "bench"
-	cfg.DataDir = b.TempDir()
-	cfg.ClusterAddr, cfg.GossipAddr = free(), free()
-	cfg.Bootstrap = true
-	cfg.Timing = node.DevTiming()
-	cfg.Logger = quiet()
-	n, err := node.New(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer n.Close()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err := n.Ready(ctx)
-		cancel()
-		if err == nil && n.DataPlaneReady() == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			b.Fatal("not ready", err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	n := startRealNode(b, "bench")
 	// As the server runs it: with command metrics.
 	opts := Options{Logger: quiet(), Metrics: metrics.NewRegistry().RESP(CommandNames())}
 	if os.Getenv("OLRIC_RAFT_BENCH_NO_METRICS") != "" {

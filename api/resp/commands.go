@@ -188,6 +188,21 @@ func (x *call) do(req *dataplane.Request) (*dataplane.Response, error) {
 	return x.s.c.Do(x.ctx, req)
 }
 
+// scanCount parses a SCAN COUNT argument (answering the error itself),
+// capped at the engine's page limit.
+func (x *call) scanCount(b []byte) (int64, bool) {
+	n, ok := parseInt(b)
+	switch {
+	case !ok:
+		x.notInt()
+		return 0, false
+	case n < 1:
+		x.syntax()
+		return 0, false
+	}
+	return min(n, dataplane.MaxScanLimit), true
+}
+
 func parseInt(b []byte) (int64, bool) {
 	if len(b) == 0 || len(b) > 20 {
 		return 0, false
@@ -647,16 +662,11 @@ func (x *call) scan(dmap string, cursorArg []byte, opts [][]byte) {
 				match = ""
 			}
 		case is(opts[i], "count"):
-			n, ok := parseInt(opts[i+1])
+			n, ok := x.scanCount(opts[i+1])
 			if !ok {
-				x.notInt()
 				return
 			}
-			if n < 1 {
-				x.syntax()
-				return
-			}
-			count = min(n, dataplane.MaxScanLimit)
+			count = n
 		default:
 			x.syntax()
 			return

@@ -130,16 +130,11 @@ func (x *call) dmScanPartition() {
 			}
 			match = re
 		case is(opts[i], "count"):
-			n, ok := parseInt(opts[i+1])
+			n, ok := x.scanCount(opts[i+1])
 			if !ok {
-				x.notInt()
 				return
 			}
-			if n < 1 {
-				x.syntax()
-				return
-			}
-			count = min(n, dataplane.MaxScanLimit)
+			count = n
 		default:
 			x.syntax()
 			return

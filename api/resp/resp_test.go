@@ -17,7 +17,6 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/olric-raft/olric-raft/api/httpapi/httpapitest"
-	"github.com/olric-raft/olric-raft/node"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -366,39 +365,7 @@ func TestFakeCluster(t *testing.T) {
 }
 
 func TestRealNode(t *testing.T) {
-	free := func() string {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		return ln.Addr().String()
-	}
-	cfg := node.DefaultConfig()
-	cfg.NodeID = "r1"
-	cfg.DataDir = t.TempDir()
-	cfg.ClusterAddr, cfg.GossipAddr = free(), free()
-	cfg.Bootstrap = true
-	cfg.Timing = node.DevTiming()
-	cfg.Logger = quiet()
-	n, err := node.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err := n.Ready(ctx)
-		cancel()
-		if err == nil && n.DataPlaneReady() == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("not ready", err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	n := startRealNode(t, "r1")
 	_, rc := start(t, n)
 	exercise(t, rc)
 	testScanAndPipeline(t, rc)
