@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -28,6 +29,14 @@ type Routing interface {
 // Caller sends cluster RPCs to other members (transport.Client).
 type Caller interface {
 	Call(ctx context.Context, addr, method string, req, resp any) error
+}
+
+// AbortableCaller is a Caller that can also give a call up when a channel
+// closes (transport.Client is one). With it, a forwarded request shares
+// its partition's "moved" channel instead of arming a timer and deriving
+// a cancellable context per call.
+type AbortableCaller interface {
+	CallAbortable(ctx context.Context, abort <-chan struct{}, addr, method string, req, resp any) error
 }
 
 // LossReporter tells the Raft leader that partition p, just given to this
@@ -128,6 +137,12 @@ type Service struct {
 	}
 	rep   replication
 	stats serviceStats
+	// moved[p] is closed forwardWatchAfter after partition p's leader
+	// epoch changes (and replaced with the next epoch's): forwarded calls
+	// made at that epoch are then given up (see forward). Kept by
+	// watchEpochs when the Caller is an AbortableCaller; nil entries until
+	// it saw a table.
+	moved []atomic.Pointer[epochSignal]
 	sem   chan struct{}
 	// ctx is cancelled by Close: every transfer, release and loss report
 	// runs under it, so Close never waits for a slow peer.
@@ -191,7 +206,47 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	cfg.Engine.OnMutation = s.onMutation
 	s.wg.Add(1)
 	go s.reportLoop()
+	if _, ok := cfg.Caller.(AbortableCaller); ok {
+		s.moved = make([]atomic.Pointer[epochSignal], n)
+		s.wg.Add(1)
+		go s.watchEpochs()
+	}
 	return s, nil
+}
+
+// epochSignal is closed forwardWatchAfter after its partition leaves
+// leader epoch epoch.
+type epochSignal struct {
+	epoch uint64
+	ch    chan struct{}
+}
+
+// watchEpochs keeps s.moved in step with the committed routing tables.
+func (s *Service) watchEpochs() {
+	defer s.wg.Done()
+	for v := uint64(1); ; {
+		t, err := s.cfg.Routing.WaitRouting(s.ctx, v)
+		if err != nil {
+			return
+		}
+		if t.Initialized() && len(t.Partitions) == len(s.moved) {
+			for i := range t.Partitions {
+				e := t.Partitions[i].LeaderEpoch
+				old := s.moved[i].Load()
+				if old != nil && old.epoch >= e {
+					continue
+				}
+				s.moved[i].Store(&epochSignal{epoch: e, ch: make(chan struct{})})
+				if old != nil {
+					// A grace period, as a call that answers quickly is
+					// not given up: only one stuck on a primary that no
+					// longer leads (paused, cut off).
+					time.AfterFunc(forwardWatchAfter, func() { close(old.ch) })
+				}
+			}
+		}
+		v = max(v, t.Version) + 1 // the table may not change with every applied index
+	}
 }
 
 // Close stops the transfer goroutines and waits for them. Idempotent.
@@ -922,7 +977,7 @@ func (s *Service) Do(ctx context.Context, req *Request) (*Response, error) {
 			resp, version, err = s.local(ctx, fwd)
 		} else {
 			s.stats.forwarded.Add(1)
-			resp, version, err = s.forward(ctx, t, p.Primary, fwd)
+			resp, version, err = s.forward(ctx, t, pid, p.Primary, fwd)
 		}
 		switch {
 		case err == nil:
@@ -981,7 +1036,7 @@ var (
 )
 
 // forward sends req to the member primary.
-func (s *Service) forward(ctx context.Context, t *metadata.RoutingTable, primary metadata.NodeID, req *Request) (*Response, uint64, error) {
+func (s *Service) forward(ctx context.Context, t *metadata.RoutingTable, pid uint32, primary metadata.NodeID, req *Request) (*Response, uint64, error) {
 	m, ok := t.Member(primary)
 	if !ok {
 		return nil, t.Version, fmt.Errorf("%w: primary %s not in routing", ErrStaleRouting, primary)
@@ -990,23 +1045,58 @@ func (s *Service) forward(ctx context.Context, t *metadata.RoutingTable, primary
 	// A primary that stopped answering (paused, cut off) is failed over
 	// after its lease: once the routing table moves the partition on, the
 	// call is given up (a write's outcome is then unknown; a read is
-	// retried on the new primary) rather than waited out.
+	// retried on the new primary) rather than waited out. The common case
+	// shares the partition's moved signal; otherwise (the signal is not at
+	// t's epoch yet, or the caller cannot abort) a watcher starts after
+	// forwardWatchAfter.
+	if ac, ok := s.cfg.Caller.(AbortableCaller); ok && int(pid) < len(s.moved) {
+		if sig := s.moved[pid].Load(); sig != nil && sig.epoch == t.Partitions[pid].LeaderEpoch {
+			err := ac.CallAbortable(ctx, sig.ch, m.ClusterAddr, MethodDo, req, &reply)
+			if err != nil {
+				return nil, t.Version, s.forwardErr(ctx, primary, err, isClosed(sig.ch))
+			}
+			return s.forwardReply(&reply)
+		}
+	}
 	callCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	watch := time.AfterFunc(forwardWatchAfter, func() { s.watchMoved(callCtx, cancel, t, req) })
+	watch := time.AfterFunc(forwardWatchAfter, func() { s.watchMoved(callCtx, cancel, t, pid) })
 	defer watch.Stop()
 	if err := s.cfg.Caller.Call(callCtx, m.ClusterAddr, MethodDo, req, &reply); err != nil {
-		if s.isNeverSent(err) {
-			return nil, t.Version, fmt.Errorf("%w: %s: %v", errUnreachable, primary, err)
-		}
-		if ctx.Err() != nil {
-			return nil, t.Version, ctx.Err()
-		}
-		if cause := context.Cause(callCtx); errors.Is(cause, errMovedOn) {
-			return nil, t.Version, fmt.Errorf("%w: %s: %v", errConnection, primary, cause)
-		}
-		return nil, t.Version, fmt.Errorf("%w: %s: %v", errConnection, primary, err)
+		return nil, t.Version, s.forwardErr(ctx, primary, err, errors.Is(context.Cause(callCtx), errMovedOn))
 	}
+	return s.forwardReply(&reply)
+}
+
+// isClosed reports whether ch is closed.
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// forwardErr classifies the error of a forwarded call: never sent
+// (unreachable), the caller's own context, or an unknown outcome (the
+// partition moved on while the primary did not answer, or the connection
+// failed).
+func (s *Service) forwardErr(ctx context.Context, primary metadata.NodeID, err error, movedOn bool) error {
+	if s.isNeverSent(err) {
+		return fmt.Errorf("%w: %s: %v", errUnreachable, primary, err)
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if movedOn {
+		return fmt.Errorf("%w: %s: %v", errConnection, primary, errMovedOn)
+	}
+	return fmt.Errorf("%w: %s: %v", errConnection, primary, err)
+}
+
+// forwardReply turns a primary's reply into the response or its error.
+func (s *Service) forwardReply(reply *rpcReply) (*Response, uint64, error) {
 	if reply.Code == "" {
 		if reply.Resp == nil {
 			reply.Resp = &Response{}
@@ -1029,12 +1119,8 @@ const forwardWatchAfter = 100 * time.Millisecond
 var errMovedOn = errors.New("dataplane: the partition moved on while its old primary did not answer")
 
 // watchMoved cancels a forwarded call once a routing table newer than t
-// gives req's partition another leader epoch, or when ctx ends.
-func (s *Service) watchMoved(ctx context.Context, cancel context.CancelCauseFunc, t *metadata.RoutingTable, req *Request) {
-	pid, err := partitionOf(t, req)
-	if err != nil {
-		return
-	}
+// gives partition pid another leader epoch, or when ctx ends.
+func (s *Service) watchMoved(ctx context.Context, cancel context.CancelCauseFunc, t *metadata.RoutingTable, pid uint32) {
 	epoch := t.Partitions[pid].LeaderEpoch
 	for v := t.Version + 1; ; {
 		nt, err := s.cfg.Routing.WaitRouting(ctx, v)
