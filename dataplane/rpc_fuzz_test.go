@@ -17,7 +17,7 @@ import (
 // whatever a peer sends, the member answers or refuses, never panics, and
 // keeps serving its own requests.
 func FuzzServeRPC(f *testing.F) {
-	methods := []string{MethodDo, MethodReplicate, MethodTransfer, MethodRelease, "dmap.unknown"}
+	methods := []string{MethodDo, MethodReplicate, MethodTransfer, MethodRelease, "dmap.unknown", MethodDoBatch}
 	seed := func(method byte, v any) {
 		b, err := msgpack.Marshal(v)
 		if err != nil {
@@ -32,6 +32,9 @@ func FuzzServeRPC(f *testing.F) {
 	seed(2, transferRequest{P: 0, Epoch: 1})
 	seed(3, transferRequest{P: 0, Epoch: 1})
 	f.Add(byte(4), []byte{0xc1})
+	put, _ := msgpack.Marshal(Request{Op: OpPut, DMap: "d", Key: "k", Value: []byte("v"), RoutingVersion: 1, LeaderEpoch: 1})
+	get, _ := msgpack.Marshal(Request{Op: OpGet, DMap: "d", Key: "x"})
+	seed(5, batchRequest{Reqs: []msgpack.RawMessage{put, get, {0xc1}}})
 
 	table := &metadata.RoutingTable{Version: 1, PartitionCount: 2, Replicas: 2,
 		Members: []metadata.Member{

@@ -15,6 +15,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/olric-raft/olric-raft/internal/strictmsgpack"
+	"github.com/olric-raft/olric-raft/internal/workpool"
 	"github.com/olric-raft/olric-raft/metadata"
 )
 
@@ -29,14 +30,6 @@ type Routing interface {
 // Caller sends cluster RPCs to other members (transport.Client).
 type Caller interface {
 	Call(ctx context.Context, addr, method string, req, resp any) error
-}
-
-// AbortableCaller is a Caller that can also give a call up when a channel
-// closes (transport.Client is one). With it, a forwarded request shares
-// its partition's "moved" channel instead of arming a timer and deriving
-// a cancellable context per call.
-type AbortableCaller interface {
-	CallAbortable(ctx context.Context, abort <-chan struct{}, addr, method string, req, resp any) error
 }
 
 // LossReporter tells the Raft leader that partition p, just given to this
@@ -134,16 +127,24 @@ type Service struct {
 		// staging holds copies being received in chunks, by partition
 		// (chunk.go).
 		staging map[uint32]*stagedCopy
+		// takeover[p] is when OnRouting gave p to this member at epoch
+		// takeover[p].epoch from a previous primary: becomeReady records
+		// the handoff pause from there (ServiceStats.HandoffPause).
+		takeover []takeover
 	}
 	rep   replication
 	stats serviceStats
 	// moved[p] is closed forwardWatchAfter after partition p's leader
 	// epoch changes (and replaced with the next epoch's): forwarded calls
 	// made at that epoch are then given up (see forward). Kept by
-	// watchEpochs when the Caller is an AbortableCaller; nil entries until
-	// it saw a table.
+	// watchEpochs; nil entries until it saw a table.
 	moved []atomic.Pointer[epochSignal]
-	sem   chan struct{}
+	// fwdQueues holds, by cluster address, the requests queued for each
+	// primary (forward_batch.go).
+	fwdQueues sync.Map
+	// workers run the requests of a batch a peer forwarded here.
+	workers *workpool.Pool
+	sem     chan struct{}
 	// ctx is cancelled by Close: every transfer, release and loss report
 	// runs under it, so Close never waits for a slow peer.
 	ctx     context.Context
@@ -196,6 +197,7 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	s.mu.backupAt = make([]uint64, n)
 	s.mu.resumable = make([]uint64, n)
 	s.mu.staging = make(map[uint32]*stagedCopy)
+	s.mu.takeover = make([]takeover, n)
 	s.rep.resume = make(map[uint32]resumeHint)
 	s.rep.parts = make([]repPart, n)
 	s.rep.links = make(map[metadata.NodeID]*peerLink)
@@ -206,11 +208,10 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	cfg.Engine.OnMutation = s.onMutation
 	s.wg.Add(1)
 	go s.reportLoop()
-	if _, ok := cfg.Caller.(AbortableCaller); ok {
-		s.moved = make([]atomic.Pointer[epochSignal], n)
-		s.wg.Add(1)
-		go s.watchEpochs()
-	}
+	s.moved = make([]atomic.Pointer[epochSignal], n)
+	s.workers = workpool.New(2 * maxForwardBatch)
+	s.wg.Add(1)
+	go s.watchEpochs()
 	return s, nil
 }
 
@@ -253,6 +254,7 @@ func (s *Service) watchEpochs() {
 func (s *Service) Close() {
 	s.closeMu.Do(s.cancel)
 	s.wg.Wait()
+	s.workers.Stop()
 }
 
 // OnRouting adapts the service to a newly committed routing table. The
@@ -271,9 +273,11 @@ func (s *Service) OnRouting(t *metadata.RoutingTable) {
 	}
 	var pulls []metadata.Partition
 	s.mu.Lock()
+	now := time.Now() // the handoff pause of the partitions taken over starts here
 	for i := range t.Partitions {
 		p := t.Partitions[i]
 		if p.Primary != s.self {
+			s.mu.takeover[p.ID] = takeover{}
 			if s.mu.ready[p.ID] != 0 {
 				s.mu.held[p.ID] = s.mu.ready[p.ID]
 				s.mu.ready[p.ID] = 0
@@ -304,12 +308,14 @@ func (s *Service) OnRouting(t *metadata.RoutingTable) {
 			s.engine.Fence(p.ID, p.LeaderEpoch)
 			s.mu.ready[p.ID] = p.LeaderEpoch
 			s.mu.backupAt[p.ID] = 0
+			s.mu.takeover[p.ID] = takeover{}
 			continue
 		}
 		if p.PrevPrimary == s.self && s.mu.held[p.ID] == p.PrevEpoch && p.PrevEpoch != 0 {
 			// We were its ready primary just before: keep serving.
 			s.engine.Fence(p.ID, p.LeaderEpoch)
 			s.mu.ready[p.ID] = p.LeaderEpoch
+			s.mu.takeover[p.ID] = takeover{}
 			continue
 		}
 		// Promoted from in-sync backup (p.Promoted, with our copy at the
@@ -317,6 +323,7 @@ func (s *Service) OnRouting(t *metadata.RoutingTable) {
 		// fences the previous primary, or pulls from it.
 		s.mu.ready[p.ID] = 0
 		s.mu.pulling[p.ID] = p.LeaderEpoch
+		s.mu.takeover[p.ID] = takeover{epoch: p.LeaderEpoch, at: now}
 		pulls = append(pulls, p)
 	}
 	s.mu.Unlock()
@@ -473,24 +480,48 @@ func (s *Service) promoted(p metadata.Partition) bool {
 	return p.Promoted && p.PrevEpoch != 0 && s.mu.backupAt[p.ID] == p.PrevEpoch
 }
 
+// takeover is when this member was given a partition at a leader epoch
+// from a previous primary (the zero value: none pending).
+type takeover struct {
+	epoch uint64
+	at    time.Time
+}
+
 // becomeReady marks p (led here at p.LeaderEpoch) ready, after install
-// (when not nil) replaced its data, unless the partition moved on.
+// (when not nil) replaced its data, unless the partition moved on. It is
+// the only way a partition taken over from a previous primary becomes
+// ready, so it records the handoff pause.
+//
+// The copy is built before the service lock is taken (every request and
+// every other handover needs that lock; building a large partition takes
+// a while) and swapped in under it, after the routing check, as Install
+// would: building reads no state of the partition, so the check, the swap
+// and the ready mark stay one atomic step.
 func (s *Service) becomeReady(p metadata.Partition, install *PartitionSnapshot) bool {
+	var prep *PreparedInstall
+	if install != nil {
+		var err error
+		if prep, err = s.engine.PrepareInstall(p.ID, install); err != nil {
+			s.log.Error("installing a partition copy", "partition", p.ID, "err", err)
+			return false
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cur := s.cfg.Routing.Routing()
 	if cp, ok := cur.Partition(p.ID); !ok || cp.Primary != s.self || cp.LeaderEpoch != p.LeaderEpoch {
 		return false
 	}
-	if install != nil {
-		if err := s.engine.Install(p.ID, install); err != nil {
-			s.log.Error("installing a partition copy", "partition", p.ID, "err", err)
-			return false
-		}
+	if prep != nil {
+		prep.Commit()
 	}
 	s.engine.Fence(p.ID, p.LeaderEpoch)
 	s.mu.ready[p.ID] = p.LeaderEpoch
 	s.mu.backupAt[p.ID] = 0
+	if to := s.mu.takeover[p.ID]; to.epoch == p.LeaderEpoch {
+		s.mu.takeover[p.ID] = takeover{}
+		s.stats.handedOff(Handoff{Partition: p.ID, Epoch: p.LeaderEpoch, At: to.at, Pause: time.Since(to.at), Promoted: install == nil})
+	}
 	return true
 }
 
@@ -715,17 +746,9 @@ const codeNotReady = "partition_not_ready"
 func (s *Service) ServeRPC(ctx context.Context, method string, body []byte) ([]byte, error) {
 	switch method {
 	case MethodDo:
-		var req Request
-		if err := strictmsgpack.Unmarshal(body, &req); err != nil {
-			return msgpack.Marshal(rpcReply{Code: CodeInvalid, Message: err.Error()})
-		}
-		resp, version, err := s.local(ctx, &req)
-		reply := rpcReply{Version: version, Resp: resp}
-		if err != nil {
-			reply.Resp = nil
-			reply.Code, reply.Message = codeFor(err), err.Error()
-		}
-		return msgpack.Marshal(reply)
+		return msgpack.Marshal(s.serveDo(ctx, body))
+	case MethodDoBatch:
+		return s.serveBatch(ctx, body)
 	case MethodTransfer:
 		var req transferRequest
 		if err := strictmsgpack.Unmarshal(body, &req); err != nil {
@@ -1046,16 +1069,16 @@ func (s *Service) forward(ctx context.Context, t *metadata.RoutingTable, pid uin
 	// after its lease: once the routing table moves the partition on, the
 	// call is given up (a write's outcome is then unknown; a read is
 	// retried on the new primary) rather than waited out. The common case
-	// shares the partition's moved signal; otherwise (the signal is not at
-	// t's epoch yet, or the caller cannot abort) a watcher starts after
-	// forwardWatchAfter.
-	if ac, ok := s.cfg.Caller.(AbortableCaller); ok && int(pid) < len(s.moved) {
+	// waits on the partition's moved signal, its request queued with
+	// others for the same member (forward_batch.go); otherwise (the signal
+	// is not at t's epoch yet) a watcher starts after forwardWatchAfter.
+	if int(pid) < len(s.moved) {
 		if sig := s.moved[pid].Load(); sig != nil && sig.epoch == t.Partitions[pid].LeaderEpoch {
-			err := ac.CallAbortable(ctx, sig.ch, m.ClusterAddr, MethodDo, req, &reply)
+			r, err, movedOn := s.forwardQueued(ctx, m, req, sig.ch)
 			if err != nil {
-				return nil, t.Version, s.forwardErr(ctx, primary, err, isClosed(sig.ch))
+				return nil, t.Version, s.forwardErr(ctx, primary, err, movedOn)
 			}
-			return s.forwardReply(&reply)
+			return s.forwardReply(r)
 		}
 	}
 	callCtx, cancel := context.WithCancelCause(ctx)
@@ -1066,16 +1089,6 @@ func (s *Service) forward(ctx context.Context, t *metadata.RoutingTable, pid uin
 		return nil, t.Version, s.forwardErr(ctx, primary, err, errors.Is(context.Cause(callCtx), errMovedOn))
 	}
 	return s.forwardReply(&reply)
-}
-
-// isClosed reports whether ch is closed.
-func isClosed(ch <-chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
-	}
 }
 
 // forwardErr classifies the error of a forwarded call: never sent

@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -74,6 +75,41 @@ type ServiceStats struct {
 	TransferredBytes uint64
 	// Backups has one entry per member this member replicates to, by id.
 	Backups []BackupStats
+	// HandoffPause is the handoff pause of every written partition this
+	// member took over from a previous primary (a move or a failover;
+	// fresh and never-written partitions, served at once, do not count):
+	// the time from applying (OnRouting) the routing table that made it
+	// the partition's primary at a new leader epoch until it could serve
+	// the partition at that epoch — fencing the previous primary, or
+	// pulling the partition from it. No member serves the partition
+	// meanwhile (the previous primary fences when it applies the same
+	// table, possibly a little earlier than this member), so this is the
+	// write pause the handoff itself causes, client retries aside. After a
+	// failover it is short: the previous primary is failed, not fenced,
+	// and the outage before the failover entry is not counted.
+	HandoffPause latency.Snapshot
+	// Handoffs are the most recent of those takeovers (at most
+	// MaxRecentHandoffs), oldest first.
+	Handoffs []Handoff
+}
+
+// MaxRecentHandoffs bounds ServiceStats.Handoffs.
+const MaxRecentHandoffs = 1024
+
+// Handoff is one partition this member took over from a previous primary
+// (see ServiceStats.HandoffPause).
+type Handoff struct {
+	Partition uint32
+	// Epoch is the leader epoch it serves the partition at.
+	Epoch uint64
+	// At is when this member applied the routing table that made it the
+	// partition's primary at Epoch; Pause is how long after that it could
+	// serve it.
+	At    time.Time
+	Pause time.Duration
+	// Promoted: it had an in-sync copy and only fenced the previous
+	// primary; otherwise it pulled the partition from it.
+	Promoted bool
 }
 
 // BackupStats is the state of the sender to one backup member.
@@ -87,7 +123,9 @@ type BackupStats struct {
 	Lag time.Duration
 }
 
-// serviceStats are Service's counters; every field is updated atomically.
+// serviceStats are Service's counters; every field is updated atomically,
+// but for handoffs, under handoffMu (a leaf lock: nothing is taken while
+// holding it).
 type serviceStats struct {
 	forwarded       atomic.Uint64
 	retries         [retryReasons]atomic.Uint64
@@ -97,6 +135,21 @@ type serviceStats struct {
 	backupsFailed   atomic.Uint64
 	backupsInSync   atomic.Uint64
 	transferred     atomic.Uint64
+	handoffPause    latency.Histogram
+	handoffMu       sync.Mutex
+	handoffs        []Handoff // the newest MaxRecentHandoffs, oldest first
+}
+
+// handedOff records one takeover (see ServiceStats.HandoffPause).
+func (st *serviceStats) handedOff(h Handoff) {
+	st.handoffPause.Observe(h.Pause)
+	st.handoffMu.Lock()
+	if len(st.handoffs) == MaxRecentHandoffs {
+		n := copy(st.handoffs, st.handoffs[1:])
+		st.handoffs = st.handoffs[:n]
+	}
+	st.handoffs = append(st.handoffs, h)
+	st.handoffMu.Unlock()
 }
 
 // Stats returns the member's routing and replication counters. Safe for
@@ -108,7 +161,11 @@ func (s *Service) Stats() ServiceStats {
 		BackupsFailed:    s.stats.backupsFailed.Load(),
 		BackupsInSync:    s.stats.backupsInSync.Load(),
 		TransferredBytes: s.stats.transferred.Load(),
+		HandoffPause:     s.stats.handoffPause.Snapshot(),
 	}
+	s.stats.handoffMu.Lock()
+	st.Handoffs = slices.Clone(s.stats.handoffs)
+	s.stats.handoffMu.Unlock()
 	for i := range st.Retries {
 		st.Retries[i] = s.stats.retries[i].Load()
 	}

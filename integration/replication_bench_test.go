@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime/pprof"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -116,9 +117,13 @@ func benchKillToServing(b *testing.B, timing node.Timing, killLeader bool) {
 // BenchmarkJoinRebalance measures, with -keys keys (default 1M, 100-byte
 // values) on three members with replicas=2, how long a fourth member's
 // join takes until the routing table is balanced over four with every
-// backup in sync, and the longest any single write took meanwhile (the
-// pause a partition sees while it moves), with writers running
-// throughout.
+// backup in sync, and the longest any single write took meanwhile, with
+// writers running throughout. Since every member shares the same cores,
+// that longest write mixes the handoff pause with CPU contention, so it
+// also reports the handoff pause the new primaries measured
+// (handoff-max-ms, handoff-p99-ms: ServiceStats.Handoffs made during the
+// join) and the writes split by whether their partition changed primary
+// during the join (moving-*-write-ms) or not (still-*-write-ms).
 //
 //	go test ./integration -run '^$' -bench JoinRebalance -benchtime 1x -timeout 30m
 func BenchmarkJoinRebalance(b *testing.B) {
@@ -168,6 +173,8 @@ func BenchmarkJoinRebalance(b *testing.B) {
 		var stop atomic.Bool
 		var mu sync.Mutex
 		var lat []time.Duration
+		byPart := map[uint32][]time.Duration{} // lat by the write's partition
+		pcount := c.Members[0].Node().Routing().PartitionCount
 		type slowWrite struct {
 			d   time.Duration
 			at  time.Time
@@ -185,8 +192,10 @@ func BenchmarkJoinRebalance(b *testing.B) {
 					_, err := m.Node().Do(ctx, &dataplane.Request{Op: dataplane.OpPut, DMap: "bench", Key: key, Value: value})
 					d := time.Since(t0)
 					if err == nil {
+						p := metadata.PartitionOf("bench", key, pcount)
 						mu.Lock()
 						lat = append(lat, d)
+						byPart[p] = append(byPart[p], d)
 						if d > 100*time.Millisecond {
 							slow = append(slow, slowWrite{d: d, at: t0, key: key})
 						}
@@ -204,6 +213,7 @@ func BenchmarkJoinRebalance(b *testing.B) {
 			}
 			_ = pprof.StartCPUProfile(prof)
 		}
+		before := c.Members[0].Node().Routing()
 		b.StartTimer()
 		start := time.Now()
 		c.Start(3)
@@ -218,6 +228,33 @@ func BenchmarkJoinRebalance(b *testing.B) {
 		}
 		stop.Store(true)
 		wg.Wait()
+		after := c.Members[0].Node().Routing()
+		// The handoff pauses the new primaries measured during the join.
+		var handoffs []time.Duration
+		for _, m := range c.Members {
+			st, ok := m.Node().ServiceStats()
+			if !ok {
+				continue
+			}
+			for _, h := range st.Handoffs {
+				if !h.At.Before(start) {
+					handoffs = append(handoffs, h.Pause)
+				}
+			}
+		}
+		slices.Sort(handoffs)
+		// Client-observed writes, split by whether their partition changed
+		// primary during the join.
+		var moving, still []time.Duration
+		for p, ds := range byPart {
+			if before.Partitions[p].Primary != after.Partitions[p].Primary {
+				moving = append(moving, ds...)
+			} else {
+				still = append(still, ds...)
+			}
+		}
+		slices.Sort(moving)
+		slices.Sort(still)
 		slices.Sort(lat)
 		slices.SortFunc(slow, func(a, b slowWrite) int { return int(b.d - a.d) })
 		for _, sw := range slow[:min(len(slow), 5)] {
@@ -229,11 +266,52 @@ func BenchmarkJoinRebalance(b *testing.B) {
 			b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-write-ms")
 			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-write-ms")
 		}
-		b.Logf("join rebalanced %d keys in %s; %d writes meanwhile, longest %s", n, took.Round(time.Millisecond), len(lat), lat[len(lat)-1])
+		reportMaxP99(b, handoffs, "handoff")
+		reportMaxP99(b, moving, "moving-%s-write")
+		reportMaxP99(b, still, "still-%s-write")
+		b.Logf("join rebalanced %d keys in %s; %d writes meanwhile, longest %s; %d handoffs: max %s p99 %s; "+
+			"writes to moved partitions: %d, max %s p99 %s; to the others: %d, max %s p99 %s",
+			n, took.Round(time.Millisecond), len(lat), lat[len(lat)-1],
+			len(handoffs), maxOf(handoffs), p99Of(handoffs),
+			len(moving), maxOf(moving), p99Of(moving), len(still), maxOf(still), p99Of(still))
 		cancel()
 		c.CloseAll()
 		b.StartTimer()
 	}
+}
+
+// reportMaxP99 reports the largest and the 99th percentile of sorted ds, in
+// milliseconds, as name-max-ms and name-p99-ms (or, when name holds a %s,
+// with max and p99 in its place and "-ms" after it); nothing if ds is
+// empty.
+func reportMaxP99(b *testing.B, ds []time.Duration, name string) {
+	if len(ds) == 0 {
+		return
+	}
+	unit := func(stat string) string {
+		if strings.Contains(name, "%s") {
+			return fmt.Sprintf(name, stat) + "-ms"
+		}
+		return name + "-" + stat + "-ms"
+	}
+	b.ReportMetric(float64(maxOf(ds).Microseconds())/1000, unit("max"))
+	b.ReportMetric(float64(p99Of(ds).Microseconds())/1000, unit("p99"))
+}
+
+// maxOf and p99Of are the largest and the 99th percentile of sorted ds (0
+// if empty).
+func maxOf(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	return ds[len(ds)-1]
+}
+
+func p99Of(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	return ds[len(ds)*99/100]
 }
 
 // inSyncEverywhere reports nil once tbl has members alive members, each

@@ -94,20 +94,6 @@ func NewClient(m *Mux, opts ClientOptions) *Client {
 // Errors wrapping ErrUnreachable were surely not delivered; ErrConnLost and
 // ErrTimeout are indeterminate.
 func (c *Client) Call(ctx context.Context, addr, method string, req, resp any) error {
-	return c.CallAbortable(ctx, nil, addr, method, req, resp)
-}
-
-// ErrAborted is wrapped by the error of a CallAbortable whose abort channel
-// closed first. Like ErrTimeout, the outcome is unknown: the request may
-// have been sent and may still run.
-var ErrAborted = errors.New("transport: call abandoned by the caller")
-
-// CallAbortable is Call, also given up (with an error wrapping ErrAborted)
-// once abort is closed; a nil abort never closes. It lets a caller share
-// one channel among many calls — say, one per partition, closed when the
-// partition moves to another member — instead of deriving a cancellable
-// context for each call.
-func (c *Client) CallAbortable(ctx context.Context, abort <-chan struct{}, addr, method string, req, resp any) error {
 	if err := ctx.Err(); err != nil {
 		return callCtxErr(method, addr, err)
 	}
@@ -133,7 +119,7 @@ func (c *Client) CallAbortable(ctx context.Context, abort <-chan struct{}, addr,
 		if cc, err = c.conn(ctx, addr); err != nil {
 			return err
 		}
-		res, err = cc.roundTrip(ctx, abort, &r)
+		res, err = cc.roundTrip(ctx, &r)
 		if !errors.Is(err, errNotSent) {
 			break
 		}
@@ -319,7 +305,7 @@ type clientConn struct {
 }
 
 // roundTrip sends r (with a fresh ID) and waits for its response.
-func (cc *clientConn) roundTrip(ctx context.Context, abort <-chan struct{}, r *request) (callResult, error) {
+func (cc *clientConn) roundTrip(ctx context.Context, r *request) (callResult, error) {
 	cc.inflight.Add(1)
 	defer cc.inflight.Add(-1)
 	req := *r
@@ -346,9 +332,6 @@ func (cc *clientConn) roundTrip(ctx context.Context, abort <-chan struct{}, r *r
 	case <-ctx.Done():
 		cc.forget(req.ID)
 		return callResult{}, callCtxErr(r.Method, cc.addr, ctx.Err())
-	case <-abort:
-		cc.forget(req.ID)
-		return callResult{}, fmt.Errorf("%w: call %s on %s", ErrAborted, r.Method, cc.addr)
 	}
 	select {
 	case res := <-ch:
@@ -360,9 +343,6 @@ func (cc *clientConn) roundTrip(ctx context.Context, abort <-chan struct{}, r *r
 		// The server may still run it; its response will be dropped.
 		cc.forget(req.ID)
 		return callResult{}, callCtxErr(r.Method, cc.addr, ctx.Err())
-	case <-abort:
-		cc.forget(req.ID)
-		return callResult{}, fmt.Errorf("%w: call %s on %s", ErrAborted, r.Method, cc.addr)
 	}
 }
 

@@ -94,15 +94,18 @@ func (s *Server) parallelBatch(conn redcon.Conn, cmd redcon.Command) []redcon.Co
 func (s *Server) runParallel(conn redcon.Conn, cmds []redcon.Command) {
 	ctx := s.requestContext(conn)
 	recs := make([]recorder, len(cmds))
+	// Most commands reply with one item: one backing array for all.
+	ops := make([]replyOp, len(cmds))
 	var wg sync.WaitGroup
 	for i := range cmds {
 		recs[i].conn = conn
+		recs[i].replies = ops[i : i : i+1]
 		if s.opts.Auth != nil && s.gate(&recs[i], cmds[i].Args) {
 			continue // refused: the recorder holds NOAUTH or NOPERM
 		}
 		wg.Add(1)
 		r, args := &recs[i], cmds[i].Args
-		s.workers.run(func() {
+		s.workers.Go(func() {
 			defer wg.Done()
 			s.runRecorded(ctx, r, args)
 		})
@@ -130,56 +133,11 @@ func (s *Server) runRecorded(ctx context.Context, r *recorder, args [][]byte) {
 	s.exec(ctx, r, args)
 }
 
-// maxWorkers bounds the goroutines kept to run pipelined commands. It
-// covers 64 connections each with a full batch (maxParallel) in flight, so
-// a busy server's commands keep running on warm stacks: a fresh goroutine
-// grows its stack through the request path (resp, node, dataplane,
-// transport, msgpack), which cost about 7% of a member's CPU at 256.
-// An idle worker holds only its stack (a few KiB).
+// maxWorkers bounds the goroutines kept to run pipelined commands
+// (internal/workpool). It covers 64 connections each with a full batch
+// (maxParallel) in flight, so a busy server's commands keep running on
+// warm stacks. An idle worker holds only its stack (a few KiB).
 const maxWorkers = 64 * maxParallel
-
-// workerPool runs pipelined commands on goroutines that outlive them: a
-// fresh goroutine per command would grow its stack through the request
-// path every time. A task finding no idle worker gets a new one (up to
-// maxWorkers) or, beyond, a goroutine of its own.
-type workerPool struct {
-	tasks chan func()
-	mu    sync.Mutex
-	n     int            // workers started
-	wg    sync.WaitGroup // the workers
-}
-
-func (p *workerPool) run(task func()) {
-	select {
-	case p.tasks <- task:
-		return
-	default:
-	}
-	p.mu.Lock()
-	start := p.n < maxWorkers
-	if start {
-		p.n++
-		p.wg.Add(1)
-	}
-	p.mu.Unlock()
-	if !start {
-		go task()
-		return
-	}
-	go func() {
-		defer p.wg.Done()
-		task()
-		for t := range p.tasks {
-			t()
-		}
-	}()
-}
-
-// stop ends the workers once idle (after every connection closed).
-func (p *workerPool) stop() {
-	close(p.tasks)
-	p.wg.Wait()
-}
 
 // recorder is a replier that keeps a command's reply, to be written to the
 // connection later, in order (replay). A bulk is kept by reference: what a

@@ -12,6 +12,8 @@ import (
 
 	"github.com/tidwall/redcon"
 
+	"github.com/olric-raft/olric-raft/internal/workpool"
+
 	"github.com/olric-raft/olric-raft/auth"
 	"github.com/olric-raft/olric-raft/dataplane"
 	"github.com/olric-raft/olric-raft/metadata"
@@ -84,7 +86,7 @@ type Server struct {
 	// runs (0 before): commands read it instead of the system clock.
 	clock atomic.Int64
 	// workers run the commands of pipelines run concurrently (pipeline.go).
-	workers workerPool
+	workers *workpool.Pool
 
 	mu      sync.Mutex
 	ln      net.Listener
@@ -110,7 +112,7 @@ func New(c Cluster, opts Options) *Server {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{c: c, opts: opts, log: opts.Logger, base: ctx, cancel: cancel,
-		workers: workerPool{tasks: make(chan func())}}
+		workers: workpool.New(maxWorkers)}
 }
 
 // ErrServerClosed is returned by Serve and ListenAndServe after Close.
@@ -199,7 +201,7 @@ func (s *Server) Close() error {
 	// handlers then fail their reads and return.
 	s.serving.Wait()
 	s.conns.Wait()
-	s.workers.stop() // no connection is left to submit a command
+	s.workers.Stop() // no connection is left to submit a command
 	return err
 }
 

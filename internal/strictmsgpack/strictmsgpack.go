@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -32,13 +33,32 @@ func Unmarshal(b []byte, v any) error {
 	if err := Check(b); err != nil {
 		return err
 	}
-	dec := msgpack.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields(true)
-	if err := dec.Decode(v); err != nil {
+	d := decoders.Get().(*decoder)
+	d.r.Reset(b)
+	d.dec.Reset(&d.r) // also clears every setting
+	d.dec.DisallowUnknownFields(true)
+	err := d.dec.Decode(v)
+	d.dec.Reset(nil)
+	d.r.Reset(nil)
+	decoders.Put(d)
+	if err != nil {
 		return fmt.Errorf("%w: %w", ErrMismatch, err)
 	}
 	return nil
 }
+
+// decoder is a reusable Decoder reading a reusable bytes.Reader (Unmarshal
+// runs for every cluster RPC a member serves).
+type decoder struct {
+	r   bytes.Reader
+	dec *msgpack.Decoder
+}
+
+var decoders = sync.Pool{New: func() any {
+	d := new(decoder)
+	d.dec = msgpack.NewDecoder(&d.r)
+	return d
+}}
 
 // Check reports whether b is exactly one well-formed msgpack value (see
 // ErrMalformed). It runs in O(len(b)) time and allocates only its nesting

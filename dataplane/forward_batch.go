@@ -1,0 +1,269 @@
+package dataplane
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/olric-raft/olric-raft/internal/strictmsgpack"
+	"github.com/olric-raft/olric-raft/metadata"
+)
+
+// Forwarded requests to one member travel together. Requests forwarded
+// at the same moment (a pipeline's commands, many clients) to the same
+// primary are coalesced: each is queued for its member, and a sender per
+// member (at most maxForwardSenders at once) takes everything queued and
+// sends it as one dmap.do_batch RPC — one frame, one dispatch and one
+// reply instead of one each — which the primary runs concurrently, so
+// the writes' replication waits overlap (and share replication batches).
+// A lone request goes at once as a plain dmap.do: nothing ever waits to
+// fill a batch. Batches form only while earlier ones are in flight.
+//
+// Each caller waits for its own result, for its partition's moved signal
+// (a stalled primary: see forward) or for its context, whichever comes
+// first; a caller that leaves early leaves its request's outcome unknown,
+// exactly as a single call would. A request is encoded when it is queued,
+// so its caller may reuse the Request (a retry) at once.
+
+// MethodDoBatch runs several Requests on this member, each as MethodDo
+// would, concurrently; the reply holds one rpcReply per request, in order.
+const MethodDoBatch = "dmap.do_batch"
+
+// maxForwardBatch bounds the requests of one batch; maxForwardSenders
+// the batches in flight to one member (a batch waits for its slowest
+// request — a first write's Raft commit, a replication wait — so several
+// run at once, and one slow partition holds up only the batches it is
+// in).
+const (
+	maxForwardBatch   = 256
+	maxForwardSenders = 8
+)
+
+// fwdCall is one queued forwarded request.
+type fwdCall struct {
+	body     msgpack.RawMessage // the encoded Request
+	deadline time.Time          // the caller's, zero for none
+	reply    rpcReply
+	err      error
+	done     chan struct{} // closed once reply or err is set
+}
+
+// fwdQueue holds the requests waiting to be sent to one member.
+type fwdQueue struct {
+	addr string
+
+	mu      sync.Mutex
+	pending []*fwdCall
+	senders int
+}
+
+// forwardQueue returns the queue of the member at addr.
+func (s *Service) forwardQueue(addr string) *fwdQueue {
+	if q, ok := s.fwdQueues.Load(addr); ok {
+		return q.(*fwdQueue)
+	}
+	q, _ := s.fwdQueues.LoadOrStore(addr, &fwdQueue{addr: addr})
+	return q.(*fwdQueue)
+}
+
+// forwardQueued sends req to the primary at m through m's queue and waits
+// for its reply, the abort channel (its partition moved on) or ctx.
+func (s *Service) forwardQueued(ctx context.Context, m metadata.Member, req *Request, abort <-chan struct{}) (*rpcReply, error, bool) {
+	body, err := encodeRequest(req)
+	if err != nil {
+		return nil, fmt.Errorf("%w: encode request: %v", ErrInvalid, err), false
+	}
+	if s.ctx.Err() != nil {
+		return nil, fmt.Errorf("%w: the data plane is closed", ErrUnavailable), false
+	}
+	c := &fwdCall{body: body, done: make(chan struct{})}
+	c.deadline, _ = ctx.Deadline()
+	q := s.forwardQueue(m.ClusterAddr)
+	q.mu.Lock()
+	q.pending = append(q.pending, c)
+	start := q.senders < maxForwardSenders
+	if start {
+		q.senders++
+	}
+	q.mu.Unlock()
+	if start {
+		s.wg.Add(1)
+		go s.sendQueued(q)
+	}
+	select {
+	case <-c.done:
+		if c.err != nil {
+			return nil, c.err, false
+		}
+		return &c.reply, nil, false
+	case <-abort:
+		return nil, errMovedOn, true
+	case <-ctx.Done():
+		return nil, ctx.Err(), false
+	}
+}
+
+// sendQueued sends q's pending requests, batch after batch, until none is
+// left.
+func (s *Service) sendQueued(q *fwdQueue) {
+	defer s.wg.Done()
+	for {
+		q.mu.Lock()
+		n := min(len(q.pending), maxForwardBatch)
+		if n == 0 {
+			q.senders--
+			q.mu.Unlock()
+			return
+		}
+		batch := make([]*fwdCall, n)
+		copy(batch, q.pending)
+		rest := copy(q.pending, q.pending[n:])
+		clear(q.pending[rest:])
+		q.pending = q.pending[:rest]
+		q.mu.Unlock()
+		if len(batch) == 1 {
+			s.sendOne(q, batch[0])
+			continue
+		}
+		s.sendForwardBatch(q, batch)
+	}
+}
+
+// callContext is the context of an RPC made on behalf of calls: the
+// latest of their deadlines (a caller with an earlier one leaves on its
+// own), and the service's lifetime.
+func (s *Service) callContext(calls []*fwdCall) (context.Context, context.CancelFunc) {
+	var dl time.Time
+	for _, c := range calls {
+		if c.deadline.IsZero() {
+			dl = time.Time{}
+			break
+		}
+		if c.deadline.After(dl) {
+			dl = c.deadline
+		}
+	}
+	if dl.IsZero() {
+		dl = time.Now().Add(s.cfg.RouteTimeout + 30*time.Second)
+	}
+	return context.WithDeadline(s.ctx, dl)
+}
+
+func (s *Service) sendOne(q *fwdQueue, c *fwdCall) {
+	ctx, cancel := s.callContext([]*fwdCall{c})
+	c.err = s.cfg.Caller.Call(ctx, q.addr, MethodDo, c.body, &c.reply)
+	cancel()
+	close(c.done)
+}
+
+// encodeRequest encodes req into a buffer of about the right size (one
+// allocation; msgpack.Marshal grows a buffer from empty).
+func encodeRequest(req *Request) ([]byte, error) {
+	var buf bytes.Buffer
+	buf.Grow(len(req.DMap) + len(req.Key) + len(req.Value) + len(req.Match) + len(req.Cursor) + len(req.RequestID) + 96)
+	enc := msgpack.GetEncoder()
+	defer msgpack.PutEncoder(enc)
+	enc.Reset(&buf)
+	if err := req.EncodeMsgpack(enc); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// batchRequest and batchReply are MethodDoBatch's body and reply: the
+// sender puts requests it encoded when they were queued, the primary
+// decodes them as Requests (the same bytes: an array of maps).
+type batchRequest struct {
+	Reqs []msgpack.RawMessage `msgpack:"reqs"`
+}
+
+type batchRequestIn struct {
+	Reqs []Request `msgpack:"reqs"`
+}
+
+type batchReply struct {
+	Code    string     `msgpack:"code,omitempty"`
+	Message string     `msgpack:"msg,omitempty"`
+	Replies []rpcReply `msgpack:"replies,omitempty"`
+}
+
+func (s *Service) sendForwardBatch(q *fwdQueue, batch []*fwdCall) {
+	req := batchRequest{Reqs: make([]msgpack.RawMessage, len(batch))}
+	for i, c := range batch {
+		req.Reqs[i] = c.body
+	}
+	ctx, cancel := s.callContext(batch)
+	var reply batchReply
+	err := s.cfg.Caller.Call(ctx, q.addr, MethodDoBatch, &req, &reply)
+	cancel()
+	if err == nil && reply.Code == "" && len(reply.Replies) != len(batch) {
+		err = fmt.Errorf("%w: %s answered %d of a batch of %d", errBadBatchReply, q.addr, len(reply.Replies), len(batch))
+	}
+	for i, c := range batch {
+		switch {
+		case err != nil:
+			c.err = err
+		case reply.Code != "":
+			// Refused as a whole, run not at all (its data plane is not
+			// started, say): each request gets the refusal.
+			c.reply = rpcReply{Code: reply.Code, Message: reply.Message}
+		default:
+			c.reply = reply.Replies[i]
+		}
+		close(c.done)
+	}
+}
+
+// errBadBatchReply: a batch's reply did not match it; the outcome of its
+// requests is unknown.
+var errBadBatchReply = errors.New("dataplane: malformed batch reply")
+
+// serveBatch runs a MethodDoBatch body: every request as MethodDo would,
+// concurrently (on the service's kept goroutines).
+func (s *Service) serveBatch(ctx context.Context, body []byte) ([]byte, error) {
+	var req batchRequestIn
+	if err := strictmsgpack.Unmarshal(body, &req); err != nil {
+		return msgpack.Marshal(&batchReply{Code: CodeInvalid, Message: err.Error()})
+	}
+	if len(req.Reqs) > maxForwardBatch {
+		return msgpack.Marshal(&batchReply{Code: CodeInvalid, Message: fmt.Sprintf("a batch of %d requests, over %d", len(req.Reqs), maxForwardBatch)})
+	}
+	reply := batchReply{Replies: make([]rpcReply, len(req.Reqs))}
+	var wg sync.WaitGroup
+	last := len(req.Reqs) - 1
+	for i := range last {
+		wg.Add(1)
+		s.workers.Go(func() {
+			defer wg.Done()
+			reply.Replies[i] = s.serveRequest(ctx, &req.Reqs[i])
+		})
+	}
+	if last >= 0 {
+		reply.Replies[last] = s.serveRequest(ctx, &req.Reqs[last]) // on this goroutine
+	}
+	wg.Wait()
+	return msgpack.Marshal(&reply)
+}
+
+// serveDo runs one encoded Request (MethodDo's body).
+func (s *Service) serveDo(ctx context.Context, body []byte) rpcReply {
+	var req Request
+	if err := strictmsgpack.Unmarshal(body, &req); err != nil {
+		return rpcReply{Code: CodeInvalid, Message: err.Error()}
+	}
+	return s.serveRequest(ctx, &req)
+}
+
+// serveRequest runs a request a peer forwarded here.
+func (s *Service) serveRequest(ctx context.Context, req *Request) rpcReply {
+	resp, version, err := s.local(ctx, req)
+	if err != nil {
+		return rpcReply{Version: version, Code: codeFor(err), Message: err.Error()}
+	}
+	return rpcReply{Version: version, Resp: resp}
+}

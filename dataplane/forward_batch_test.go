@@ -1,0 +1,198 @@
+package dataplane
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/olric-raft/olric-raft/metadata"
+)
+
+// gatedCaller counts calls by method and holds every call to a member
+// until the gate opens.
+type gatedCaller struct {
+	next *loopbackCaller
+	gate chan struct{}
+
+	mu      sync.Mutex
+	calls   map[string]int
+	held    int // calls made (each waits for the gate)
+	reqs    int // requests in those calls
+	batched int // requests that travelled in MethodDoBatch calls
+}
+
+func (c *gatedCaller) Call(ctx context.Context, addr, method string, req, resp any) error {
+	c.mu.Lock()
+	c.calls[method]++
+	if b, ok := req.(*batchRequest); ok {
+		c.batched += len(b.Reqs)
+		c.reqs += len(b.Reqs)
+	} else {
+		c.reqs++
+	}
+	c.held++
+	c.mu.Unlock()
+	<-c.gate
+	return c.next.Call(ctx, addr, method, req, resp)
+}
+
+func (c *gatedCaller) heldCalls() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.held
+}
+
+// TestForwardedRequestsTravelInBatches: requests forwarded at the same
+// time to one primary are coalesced into dmap.do_batch calls while
+// earlier calls are in flight, and every caller gets its own result.
+func TestForwardedRequestsTravelInBatches(t *testing.T) {
+	const parts, n = 4, 60
+	table := &metadata.RoutingTable{Version: 1, PartitionCount: parts, Replicas: 1,
+		Members: []metadata.Member{
+			{ID: "a", Incarnation: "1", ClusterAddr: "a:1", State: metadata.MemberAlive},
+			{ID: "b", Incarnation: "1", ClusterAddr: "b:1", State: metadata.MemberAlive},
+		},
+	}
+	for p := range uint32(parts) {
+		primary := metadata.NodeID("a")
+		if p >= parts/2 {
+			primary = "b"
+		}
+		table.Partitions = append(table.Partitions, metadata.Partition{ID: p, Primary: primary,
+			State: metadata.PartitionActive, LeaderEpoch: 1, Written: true})
+	}
+	loop := &loopbackCaller{services: map[string]*Service{}}
+	caller := &gatedCaller{next: loop, gate: make(chan struct{}), calls: map[string]int{}}
+	services := map[metadata.NodeID]*Service{}
+	for _, id := range []metadata.NodeID{"a", "b"} {
+		e, err := NewEngine(DefaultConfig(), parts, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = e.Close() })
+		r := &fixedRouting{self: id}
+		r.t.Store(table)
+		s, err := NewService(ServiceConfig{
+			PartitionCount: parts, Engine: e, Routing: r, Caller: caller,
+			MarkWritten:    func(context.Context, uint32, uint64) (uint64, error) { return 0, nil },
+			ReportReplicas: func(context.Context, []ReplicaReport) (uint64, error) { return 0, nil },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Close)
+		s.OnRouting(table)
+		loop.services[string(id)+":1"] = s
+		services[id] = s
+	}
+	a := services["a"]
+	var openGate sync.Once
+	release := func() { openGate.Do(func() { close(caller.gate) }) }
+	t.Cleanup(release) // before the services close (cleanups run last first)
+	// Keys led by b.
+	var keys []string
+	for i := 0; len(keys) < n; i++ {
+		k := fmt.Sprintf("k%d", i)
+		if metadata.PartitionOf("d", k, parts) >= parts/2 {
+			keys = append(keys, k)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	// a's forwarding needs its moved signals (watchEpochs) to be set.
+	for !a.movedReady() {
+		select {
+		case <-ctx.Done():
+			t.Fatal("moved signals never set")
+		case <-time.After(time.Millisecond):
+		}
+	}
+
+	var wg sync.WaitGroup
+	results := make([]*Response, n)
+	errs := make([]error, n)
+	for i, k := range keys {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i], errs[i] = a.Do(ctx, &Request{Op: OpPut, DMap: "d", Key: k, Value: []byte("value-of-" + k)})
+		}()
+	}
+	// Every sender is busy with a held call (some may carry a few
+	// requests already); the rest wait in the queue.
+	for caller.heldCalls() < maxForwardSenders {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%d calls in flight, want %d", caller.heldCalls(), maxForwardSenders)
+		case <-time.After(time.Millisecond):
+		}
+	}
+	q := a.forwardQueue("b:1")
+	for {
+		q.mu.Lock()
+		queued := len(q.pending)
+		q.mu.Unlock()
+		caller.mu.Lock()
+		sent := caller.reqs
+		caller.mu.Unlock()
+		if queued+sent == n {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%d requests queued and %d sent, want %d in all", queued, sent, n)
+		case <-time.After(time.Millisecond):
+		}
+	}
+	// Those queued now go in batches once the gate opens.
+	release()
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("put %s: %v", keys[i], errs[i])
+		}
+	}
+	caller.mu.Lock()
+	batches, singles, batched := caller.calls[MethodDoBatch], caller.calls[MethodDo], caller.batched
+	caller.mu.Unlock()
+	if batches == 0 || batched+singles != n {
+		t.Fatalf("%d batches carrying %d requests and %d single calls; want batches, %d requests in all", batches, batched, singles, n)
+	}
+	// Each caller got its own result: its key's version (unique in its
+	// partition), and each key holds its own value.
+	type partVersion struct {
+		p uint32
+		v uint64
+	}
+	seen := map[partVersion]bool{}
+	for i, k := range keys {
+		pv := partVersion{metadata.PartitionOf("d", k, parts), 0}
+		if results[i] != nil {
+			pv.v = results[i].Version
+		}
+		if pv.v == 0 || seen[pv] {
+			t.Fatalf("put %s: response %+v (a version missing or given twice in its partition)", k, results[i])
+		}
+		seen[pv] = true
+		got, err := a.Do(ctx, &Request{Op: OpGet, DMap: "d", Key: k})
+		if err != nil || !got.Found || string(got.Value) != "value-of-"+k {
+			t.Fatalf("get %s = %+v, %v; want value-of-%s", k, got, err, k)
+		}
+		if got.Version != results[i].Version {
+			t.Fatalf("get %s: version %d, the put answered %d", k, got.Version, results[i].Version)
+		}
+	}
+	t.Logf("%d requests: %d batches (%d requests), %d single calls", n, batches, batched, singles)
+}
+
+// movedReady reports whether every partition has its moved signal.
+func (s *Service) movedReady() bool {
+	for i := range s.moved {
+		if s.moved[i].Load() == nil {
+			return false
+		}
+	}
+	return true
+}
