@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -175,15 +176,103 @@ func encodeRequest(req *Request) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// batchRequest and batchReply are MethodDoBatch's body and reply: the
-// sender puts requests it encoded when they were queued, the primary
-// decodes them as Requests (the same bytes: an array of maps).
-type batchRequest struct {
-	Reqs []msgpack.RawMessage `msgpack:"reqs"`
-}
-
+// batchRequestIn and batchReply are MethodDoBatch's body and reply: the
+// sender puts requests it encoded when they were queued
+// (appendBatchRequest), the primary decodes them as Requests (the same
+// bytes: an array of maps).
 type batchRequestIn struct {
 	Reqs []Request `msgpack:"reqs"`
+}
+
+// Hand-written codecs for the batch messages (wire.go): the reflection
+// codec would box every element of the slices.
+var (
+	batchRequestFields = []string{"reqs"}
+	batchReplyFields   = []string{"code", "msg", "replies"}
+)
+
+// appendBatchRequest appends the encoding of a batchRequest holding
+// bodies (each an encoded Request) to b.
+func appendBatchRequest(b []byte, bodies []*fwdCall) []byte {
+	b = append(b, 0x81, 0xa4, 'r', 'e', 'q', 's') // {"reqs": ...}
+	switch n := len(bodies); {
+	case n < 16:
+		b = append(b, 0x90|byte(n))
+	case n < 1<<16:
+		b = append(b, 0xdc, byte(n>>8), byte(n))
+	default:
+		b = append(b, 0xdd, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
+	for _, c := range bodies {
+		b = append(b, c.body...)
+	}
+	return b
+}
+
+// DecodeMsgpack implements msgpack.CustomDecoder (a request: unknown keys
+// are refused).
+func (r *batchRequestIn) DecodeMsgpack(dec *msgpack.Decoder) error {
+	st := beginDecode(dec, true)
+	err := decodeStruct(dec, st, r, batchRequestFields)
+	endDecode(st)
+	return err
+}
+
+func (r *batchRequestIn) wireZero() { *r = batchRequestIn{} }
+
+func (r *batchRequestIn) wireField(dec *msgpack.Decoder, st *wdec, key []byte) (bool, error) {
+	if string(key) != "reqs" {
+		return false, nil
+	}
+	return true, decodeSlice(dec, st, &r.Reqs, requestFields)
+}
+
+// EncodeMsgpack implements msgpack.CustomEncoder.
+func (r *batchReply) EncodeMsgpack(enc *msgpack.Encoder) error {
+	w := wenc{e: enc}
+	w.mapLen(b2i(r.Code != "") + b2i(r.Message != "") + b2i(len(r.Replies) != 0))
+	if r.Code != "" {
+		w.str("code", r.Code)
+	}
+	if r.Message != "" {
+		w.str("msg", r.Message)
+	}
+	if len(r.Replies) != 0 {
+		w.key("replies")
+		w.arrayLen(len(r.Replies))
+		for i := range r.Replies {
+			if w.err == nil {
+				w.err = r.Replies[i].EncodeMsgpack(enc)
+			}
+		}
+	}
+	return w.err
+}
+
+// DecodeMsgpack implements msgpack.CustomDecoder (a reply: unknown keys
+// are skipped).
+func (r *batchReply) DecodeMsgpack(dec *msgpack.Decoder) error {
+	st := beginDecode(dec, false)
+	err := decodeStruct(dec, st, r, batchReplyFields)
+	endDecode(st)
+	return err
+}
+
+func (r *batchReply) wireZero() { *r = batchReply{} }
+
+func (r *batchReply) wireField(dec *msgpack.Decoder, st *wdec, key []byte) (bool, error) {
+	var err error
+	switch string(key) {
+	case "code":
+		r.Code, err = dec.DecodeString()
+	case "msg":
+		r.Message, err = dec.DecodeString()
+	case "replies":
+		err = decodeSlice(dec, st, &r.Replies, rpcReplyFields)
+	default:
+		return false, nil
+	}
+	return true, err
 }
 
 type batchReply struct {
@@ -193,13 +282,14 @@ type batchReply struct {
 }
 
 func (s *Service) sendForwardBatch(q *fwdQueue, batch []*fwdCall) {
-	req := batchRequest{Reqs: make([]msgpack.RawMessage, len(batch))}
-	for i, c := range batch {
-		req.Reqs[i] = c.body
+	size := 16
+	for _, c := range batch {
+		size += len(c.body)
 	}
+	body := msgpack.RawMessage(appendBatchRequest(make([]byte, 0, size), batch))
 	ctx, cancel := s.callContext(batch)
 	var reply batchReply
-	err := s.cfg.Caller.Call(ctx, q.addr, MethodDoBatch, &req, &reply)
+	err := s.cfg.Caller.Call(ctx, q.addr, MethodDoBatch, body, &reply)
 	cancel()
 	if err == nil && reply.Code == "" && len(reply.Replies) != len(batch) {
 		err = fmt.Errorf("%w: %s answered %d of a batch of %d", errBadBatchReply, q.addr, len(reply.Replies), len(batch))
@@ -266,4 +356,35 @@ func (s *Service) serveRequest(ctx context.Context, req *Request) rpcReply {
 		return rpcReply{Version: version, Code: codeFor(err), Message: err.Error()}
 	}
 	return rpcReply{Version: version, Resp: resp}
+}
+
+// broadcastTicker is a coarse clock for many waiters at once: C returns a
+// channel that is closed at the next tick (no timer per waiter).
+type broadcastTicker struct {
+	ch atomic.Pointer[chan struct{}]
+}
+
+func newBroadcastTicker() *broadcastTicker {
+	t := &broadcastTicker{}
+	ch := make(chan struct{})
+	t.ch.Store(&ch)
+	return t
+}
+
+// C returns the channel closed at the next tick.
+func (t *broadcastTicker) C() <-chan struct{} { return *t.ch.Load() }
+
+// run ticks every period until stop is closed.
+func (t *broadcastTicker) run(stop <-chan struct{}, period time.Duration) {
+	tk := time.NewTicker(period)
+	defer tk.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tk.C:
+			next := make(chan struct{})
+			close(*t.ch.Swap(&next))
+		}
+	}
 }

@@ -1,12 +1,17 @@
 package dataplane
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/olric-raft/olric-raft/internal/strictmsgpack"
 	"github.com/olric-raft/olric-raft/metadata"
 )
 
@@ -26,7 +31,12 @@ type gatedCaller struct {
 func (c *gatedCaller) Call(ctx context.Context, addr, method string, req, resp any) error {
 	c.mu.Lock()
 	c.calls[method]++
-	if b, ok := req.(*batchRequest); ok {
+	if method == MethodDoBatch {
+		var b batchRequestIn
+		if err := msgpack.Unmarshal(req.(msgpack.RawMessage), &b); err != nil {
+			c.mu.Unlock()
+			return err
+		}
 		c.batched += len(b.Reqs)
 		c.reqs += len(b.Reqs)
 	} else {
@@ -195,4 +205,73 @@ func (s *Service) movedReady() bool {
 		}
 	}
 	return true
+}
+
+// TestBatchMessagesMatchTheReflectionCodec: the hand-built batch body is
+// what the reflection encoder makes of {"reqs": [requests...]} and decodes
+// back to the requests; a batch reply encodes byte for byte as the
+// reflection encoder's and decodes back.
+func TestBatchMessagesMatchTheReflectionCodec(t *testing.T) {
+	for _, n := range []int{0, 1, 15, 16, 17, 256} {
+		reqs := make([]Request, n)
+		calls := make([]*fwdCall, n)
+		raws := make([]msgpack.RawMessage, n)
+		for i := range reqs {
+			reqs[i] = Request{Op: OpPut, DMap: "d", Key: fmt.Sprintf("k%d", i), Value: []byte{byte(i)}, RoutingVersion: uint64(i + 1)}
+			body, err := encodeRequest(&reqs[i])
+			if err != nil {
+				t.Fatal(err)
+			}
+			calls[i], raws[i] = &fwdCall{body: body}, body
+		}
+		got := appendBatchRequest(nil, calls)
+		want, err := msgpack.Marshal(&struct {
+			Reqs []msgpack.RawMessage `msgpack:"reqs"`
+		}{raws})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("%d requests: batch body % x, reflection % x", n, got, want)
+		}
+		var in batchRequestIn
+		if err := strictmsgpack.Unmarshal(got, &in); err != nil || len(in.Reqs) != n {
+			t.Fatalf("%d requests: decoded %d, %v", n, len(in.Reqs), err)
+		}
+		for i := range reqs {
+			if !reflect.DeepEqual(in.Reqs[i], reqs[i]) {
+				t.Fatalf("request %d: %+v, want %+v", i, in.Reqs[i], reqs[i])
+			}
+		}
+	}
+	type batchReplyNoCodec struct {
+		Code    string            `msgpack:"code,omitempty"`
+		Message string            `msgpack:"msg,omitempty"`
+		Replies []rpcReplyNoCodec `msgpack:"replies,omitempty"`
+	}
+	for _, r := range []batchReply{
+		{},
+		{Code: CodeInvalid, Message: "bad"},
+		{Replies: []rpcReply{{Version: 3, Resp: &Response{Found: true, Value: []byte("v"), Version: 9}}, {Code: CodeUnavailable, Message: "m", Version: 4}}},
+	} {
+		got, err := msgpack.Marshal(&r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref := batchReplyNoCodec{Code: r.Code, Message: r.Message}
+		for _, x := range r.Replies {
+			ref.Replies = append(ref.Replies, *twin[rpcReply, rpcReplyNoCodec](&x))
+		}
+		want, err := msgpack.Marshal(&ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("reply %+v: % x, reflection % x", r, got, want)
+		}
+		var back batchReply
+		if err := msgpack.Unmarshal(got, &back); err != nil || !reflect.DeepEqual(back, r) {
+			t.Fatalf("reply %+v decoded as %+v, %v", r, back, err)
+		}
+	}
 }

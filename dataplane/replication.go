@@ -727,7 +727,6 @@ var errReplicaLost = errors.New("dataplane: partition moved on before its backup
 // it.
 func (s *Service) waitReplicated(ctx context.Context, pid uint32, epoch uint64) error {
 	r := &s.rep
-	var timer <-chan time.Time
 	var waitStart time.Time // when it first had to wait (for the metric)
 	var seq uint64
 	haveSeq := false
@@ -773,19 +772,19 @@ func (s *Service) waitReplicated(ctx context.Context, pid uint32, epoch uint64) 
 		if done {
 			return nil
 		}
-		if timer == nil {
+		if waitStart.IsZero() {
 			waitStart = time.Now()
-			tm := time.NewTimer(s.cfg.RouteTimeout)
-			defer tm.Stop()
-			timer = tm.C
+		} else if time.Since(waitStart) >= s.cfg.RouteTimeout {
+			return fmt.Errorf("%w: backups of partition %d did not acknowledge in %s", ErrUnavailable, pid, s.cfg.RouteTimeout)
 		}
 		select {
 		case <-ch:
 		case <-pch:
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-timer:
-			return fmt.Errorf("%w: backups of partition %d did not acknowledge in %s", ErrUnavailable, pid, s.cfg.RouteTimeout)
+		case <-s.ticks.C():
+			// A coarse clock (no timer per waiting write): the deadline
+			// is checked above, at most one tick late.
 		case <-s.stop:
 			return fmt.Errorf("%w: member shutting down", ErrUnavailable)
 		}

@@ -34,7 +34,8 @@ func FuzzServeRPC(f *testing.F) {
 	f.Add(byte(4), []byte{0xc1})
 	put, _ := msgpack.Marshal(Request{Op: OpPut, DMap: "d", Key: "k", Value: []byte("v"), RoutingVersion: 1, LeaderEpoch: 1})
 	get, _ := msgpack.Marshal(Request{Op: OpGet, DMap: "d", Key: "x"})
-	seed(5, batchRequest{Reqs: []msgpack.RawMessage{put, get, {0xc1}}})
+	f.Add(byte(5), appendBatchRequest(nil, []*fwdCall{{body: put}, {body: get}}))
+	f.Add(byte(5), appendBatchRequest(nil, []*fwdCall{{body: put}, {body: []byte{0xc1}}}))
 
 	table := &metadata.RoutingTable{Version: 1, PartitionCount: 2, Replicas: 2,
 		Members: []metadata.Member{

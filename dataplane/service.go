@@ -144,7 +144,9 @@ type Service struct {
 	fwdQueues sync.Map
 	// workers run the requests of a batch a peer forwarded here.
 	workers *workpool.Pool
-	sem     chan struct{}
+	// ticks wakes replication waits to check their deadline.
+	ticks *broadcastTicker
+	sem   chan struct{}
 	// ctx is cancelled by Close: every transfer, release and loss report
 	// runs under it, so Close never waits for a slow peer.
 	ctx     context.Context
@@ -210,6 +212,12 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	go s.reportLoop()
 	s.moved = make([]atomic.Pointer[epochSignal], n)
 	s.workers = workpool.New(2 * maxForwardBatch)
+	s.ticks = newBroadcastTicker()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.ticks.run(s.stop, min(cfg.RouteTimeout/10, 100*time.Millisecond))
+	}()
 	s.wg.Add(1)
 	go s.watchEpochs()
 	return s, nil

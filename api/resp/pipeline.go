@@ -1,6 +1,7 @@
 package resp
 
 import (
+	"bytes"
 	"context"
 	"sync"
 	"time"
@@ -26,29 +27,32 @@ import (
 const maxParallel = 64
 
 // keyOf returns the (dmap, key) a command touches if it is a single-key
-// command that may run concurrently with others of its pipeline; ok false
-// for anything else (multi-key, admin, connection state, unknown).
-func keyOf(name string, args [][]byte) (dmap, key string, ok bool) {
+// command that may run concurrently with others of its pipeline; ok false for anything else (multi-key, admin,
+// connection state, unknown). The slices view args.
+func keyOf(name string, args [][]byte) (dmap, key []byte, ok bool) {
 	switch name {
 	case "get", "set", "incr", "decr", "incrby", "decrby", "expire", "pexpire", "ttl", "pttl", "exists":
 		if len(args) >= 2 && (name != "exists" || len(args) == 2) {
-			return defaultDMap, string(args[1]), true
+			return defaultDMapName, args[1], true
 		}
 	case "del":
 		if len(args) == 2 {
-			return defaultDMap, string(args[1]), true
+			return defaultDMapName, args[1], true
 		}
 	case "dm.get", "dm.put", "dm.incr", "dm.decr", "dm.getput", "dm.incrbyfloat", "dm.expire", "dm.pexpire":
 		if len(args) >= 3 {
-			return string(args[1]), string(args[2]), true
+			return args[1], args[2], true
 		}
 	case "dm.del":
 		if len(args) == 3 {
-			return string(args[1]), string(args[2]), true
+			return args[1], args[2], true
 		}
 	}
-	return "", "", false
+	return nil, nil, false
 }
+
+// defaultDMapName is defaultDMap, as the plain Redis commands' DMap.
+var defaultDMapName = []byte(defaultDMap)
 
 // multiMember reports whether the committed routing table has more than
 // one alive member (only then can a command wait for another member).
@@ -72,22 +76,43 @@ func (s *Server) parallelBatch(conn redcon.Conn, cmd redcon.Command) []redcon.Co
 	if len(rest) == 0 || len(rest)+1 > maxParallel || !multiMember(s.c.Routing()) {
 		return nil
 	}
-	seen := make(map[[2]string]struct{}, len(rest)+1)
-	for _, c := range append([]redcon.Command{cmd}, rest...) {
+	if !s.distinctSingleKey(cmd, rest) {
+		return nil
+	}
+	return append([]redcon.Command{cmd}, conn.ReadPipeline()...)
+}
+
+// distinctSingleKey reports whether cmd and rest (at most maxParallel in
+// all) are single-key commands (keyOf) on distinct keys. Keys are compared
+// pairwise, without building strings; the plain commands' DMap is the one
+// named "default" (GET k and DM.GET default k touch the same key).
+func (s *Server) distinctSingleKey(cmd redcon.Command, rest []redcon.Command) bool {
+	if len(rest)+1 > maxParallel {
+		return false
+	}
+	var keys [maxParallel]struct{ dmap, key []byte }
+	n := 0
+	for i := -1; i < len(rest); i++ {
+		c := cmd
+		if i >= 0 {
+			c = rest[i]
+		}
 		if len(c.Args) == 0 || len(c.Args) > s.opts.MaxArgs {
-			return nil
+			return false
 		}
 		dmap, key, ok := keyOf(commandName32(c.Args[0]), c.Args)
 		if !ok {
-			return nil
+			return false
 		}
-		k := [2]string{dmap, key}
-		if _, dup := seen[k]; dup {
-			return nil
+		for j := range n {
+			if bytes.Equal(keys[j].key, key) && bytes.Equal(keys[j].dmap, dmap) {
+				return false
+			}
 		}
-		seen[k] = struct{}{}
+		keys[n].dmap, keys[n].key = dmap, key
+		n++
 	}
-	return append([]redcon.Command{cmd}, conn.ReadPipeline()...)
+	return true
 }
 
 // runParallel runs cmds concurrently and writes their replies in order.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/tidwall/redcon"
 
 	"github.com/olric-raft/olric-raft/api/httpapi/httpapitest"
 	"github.com/olric-raft/olric-raft/dataplane"
@@ -97,5 +98,36 @@ func TestPipelineOnOneKeyRunsInOrder(t *testing.T) {
 	}
 	if g1.Val() != "a" || g2.Val() != "b" || e.Val() != 0 {
 		t.Fatalf("in order: got %q, %q, exists %d; want a, b, 0", g1.Val(), g2.Val(), e.Val())
+	}
+}
+
+// TestPipelineBatchNeedsDistinctKeys: a pipeline runs concurrently only
+// if its commands are single-key commands on distinct keys — a plain
+// command's key and the same key of DM.* on the DMap "default" are one key.
+func TestPipelineBatchNeedsDistinctKeys(t *testing.T) {
+	s := New(nil, Options{})
+	cmd := func(args ...string) redcon.Command {
+		c := redcon.Command{}
+		for _, a := range args {
+			c.Args = append(c.Args, []byte(a))
+		}
+		return c
+	}
+	cases := []struct {
+		name string
+		cmds []redcon.Command
+		want bool
+	}{
+		{"distinct keys", []redcon.Command{cmd("SET", "a", "1"), cmd("GET", "b"), cmd("DM.GET", "default", "c"), cmd("dm.put", "other", "a", "x")}, true},
+		{"same key", []redcon.Command{cmd("SET", "a", "1"), cmd("GET", "a")}, false},
+		{"plain and DM.* on default", []redcon.Command{cmd("SET", "k", "1"), cmd("DM.GET", "default", "k")}, false},
+		{"same key, other DMaps", []redcon.Command{cmd("DM.PUT", "x", "k", "1"), cmd("DM.GET", "y", "k")}, true},
+		{"multi-key", []redcon.Command{cmd("GET", "a"), cmd("MGET", "b", "c")}, false},
+		{"unknown", []redcon.Command{cmd("GET", "a"), cmd("FLUSHALL")}, false},
+	}
+	for _, c := range cases {
+		if got := s.distinctSingleKey(c.cmds[0], c.cmds[1:]); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
 	}
 }

@@ -29,7 +29,23 @@ func main() {
 // OLRIC_RAFT_CPUPROFILE=FILE writes a CPU profile of the whole process
 // (go tool pprof FILE) from start to exit, for profiling a server under a
 // real client (scripts/bench-compare.sh, redis-benchmark).
+// OLRIC_RAFT_MEMPROFILE=FILE writes, at exit, a heap profile that also
+// holds every allocation made since start (go tool pprof -sample_index
+// alloc_space FILE), to find what allocates on a hot path.
 func run() int {
+	if path := os.Getenv("OLRIC_RAFT_MEMPROFILE"); path != "" {
+		defer func() {
+			f, err := os.Create(path)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "OLRIC_RAFT_MEMPROFILE: %v\n", err)
+				return
+			}
+			defer f.Close()
+			if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+				fmt.Fprintf(os.Stderr, "OLRIC_RAFT_MEMPROFILE: %v\n", err)
+			}
+		}()
+	}
 	if path := os.Getenv("OLRIC_RAFT_CPUPROFILE"); path != "" {
 		f, err := os.Create(path)
 		if err != nil {
