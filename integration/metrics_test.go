@@ -153,4 +153,14 @@ func TestMetricsFollowTrafficAndFailover(t *testing.T) {
 	if backfill <= 0 {
 		t.Errorf("no backfill bytes sent to refill the victim's backups")
 	}
+	// The survivors took over the victim's written partitions: each
+	// takeover's pause is observed once.
+	var takeovers float64
+	for _, m := range survivors {
+		g := gather(t, regs[m.Name])
+		takeovers += g["olric_raft_handoff_pause_duration_seconds_count"] - before[m.Name]["olric_raft_handoff_pause_duration_seconds_count"]
+	}
+	if takeovers < 1 {
+		t.Errorf("no handoff pause observed for the victim's partitions")
+	}
 }

@@ -27,6 +27,7 @@ const (
 	nameForwarded      = "olric_raft_dataplane_forwarded_total"
 	nameRetries        = "olric_raft_dataplane_retries_total"
 	nameReplWait       = "olric_raft_replication_wait_duration_seconds"
+	nameHandoffPause   = "olric_raft_handoff_pause_duration_seconds"
 	nameReplBytes      = "olric_raft_replication_sent_bytes_total"
 	nameReplBatches    = "olric_raft_replication_batches_total"
 	nameReplFailed     = "olric_raft_replication_backups_failed_total"
@@ -58,6 +59,7 @@ var (
 	descTransferred    = family(nameTransferred, "Bytes of partition data pulled from a previous primary (handover without a backup in sync).")
 	descReplLag        = family(nameReplLag, "Age of the oldest mutation or copy sent or queued to a backup and not yet acknowledged (0: caught up).", "backup")
 	descReplQueued     = family(nameReplQueued, "Items waiting to be sent to a backup, by lane.", "backup", "lane")
+	descHandoffPause   = family(nameHandoffPause, "For each partition this member took over from a previous primary (a move or a failover), the time from applying the routing entry that gave it here to serving it: the partition's write pause.")
 	descSyncingHandoff = family(nameSyncingHandoff, "Partition moves in flight in the committed routing table: backup slots being filled plus partitions in handoff.")
 )
 
@@ -65,7 +67,7 @@ var clusterDescs = []*prometheus.Desc{
 	descProposal, descFSMApply, descLeaseRenewals, descLeaseExpiries, descLeaseGrants, descMembersFailed,
 	descMemberParts, descInSync,
 	descForwarded, descRetries, descReplWait, descReplBytes, descReplBatches, descReplFailed, descReplInSync,
-	descTransferred, descReplLag, descReplQueued, descSyncingHandoff,
+	descTransferred, descReplLag, descReplQueued, descSyncingHandoff, descHandoffPause,
 }
 
 var laneNames = [2]string{dataplane.LaneStream: "stream", dataplane.LaneBackfill: "backfill"}
@@ -170,6 +172,7 @@ func (c nodeCollector) collectReplication(ch chan<- prometheus.Metric, g func(*p
 		counter(descRetries, v, dataplane.RetryReason(r).String())
 	}
 	ch <- histogram(descReplWait, s.ReplicationWait)
+	ch <- histogram(descHandoffPause, s.HandoffPause)
 	for lane, name := range laneNames {
 		counter(descReplBytes, s.SentBytes[lane], name)
 		counter(descReplBatches, s.SentBatches[lane], name)

@@ -67,6 +67,7 @@
 //	olric_raft_dataplane_forwarded_total                  counter    requests forwarded to another member, the partition's primary
 //	olric_raft_dataplane_retries_total{reason}            counter    requests tried again: stale_routing, not_ready (handover), unreachable, no_lease, connection
 //	olric_raft_replication_wait_duration_seconds          histogram  time requests served here as primary waited for their in-sync backups
+//	olric_raft_handoff_pause_duration_seconds             histogram  per partition taken over here (move, failover): from its routing entry to serving it
 //	olric_raft_replication_sent_bytes_total{lane}         counter    bytes sent to backups: stream (mutations), backfill (partition copies)
 //	olric_raft_replication_batches_total{lane}            counter    batches sent to backups
 //	olric_raft_replication_backups_failed_total           counter    backups reported out of sync (refused or timed out; the leader removes them)

@@ -187,6 +187,7 @@ func TestNodeCollectorFake(t *testing.T) {
 	src.service = dataplane.ServiceStats{
 		Forwarded: 11, Retries: [5]uint64{dataplane.RetryStaleRouting: 3, dataplane.RetryNoLease: 1},
 		ReplicationWait: wait.Snapshot(),
+		HandoffPause:    wait.Snapshot(),
 		SentBytes:       [2]uint64{dataplane.LaneStream: 1000, dataplane.LaneBackfill: 5000},
 		BackupsFailed:   1,
 		Backups:         []dataplane.BackupStats{{Member: "b", Queued: 4, Backfill: 1, Lag: 250 * time.Millisecond}},
@@ -198,6 +199,7 @@ func TestNodeCollectorFake(t *testing.T) {
 		`olric_raft_dataplane_retries_total{reason="no_lease"}`:           1,
 		`olric_raft_dataplane_retries_total{reason="unreachable"}`:        0,
 		"olric_raft_replication_wait_duration_seconds_count":              2,
+		"olric_raft_handoff_pause_duration_seconds_count":                 2,
 		`olric_raft_replication_wait_duration_seconds_bucket{le="0.005"}`: 1,
 		`olric_raft_replication_wait_duration_seconds_bucket{le="0.05"}`:  2,
 		`olric_raft_replication_sent_bytes_total{lane="stream"}`:          1000,
