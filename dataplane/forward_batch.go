@@ -45,6 +45,18 @@ const (
 	maxForwardSenders = 8
 )
 
+// Size bounds, so a batch and its reply stay far below the transport's
+// frame limit (64 MiB by default) whatever the values: a batch takes
+// requests up to maxForwardBatchBytes of encoded requests (at least one);
+// the primary answers reads only up to maxBatchReplyBytes of reply and
+// asks for the rest to be sent again alone (codeResendAlone; they were
+// only read). A write's reply always comes (it ran).
+const maxForwardBatchBytes = 4 << 20
+
+var maxBatchReplyBytes = 16 << 20 // a var for tests
+
+const codeResendAlone = "resend_alone"
+
 // fwdCall is one queued forwarded request.
 type fwdCall struct {
 	body     msgpack.RawMessage // the encoded Request
@@ -115,7 +127,11 @@ func (s *Service) sendQueued(q *fwdQueue) {
 	defer s.wg.Done()
 	for {
 		q.mu.Lock()
-		n := min(len(q.pending), maxForwardBatch)
+		n, size := 0, 0
+		for n < len(q.pending) && n < maxForwardBatch && (n == 0 || size+len(q.pending[n].body) <= maxForwardBatchBytes) {
+			size += len(q.pending[n].body)
+			n++
+		}
 		if n == 0 {
 			q.senders--
 			q.mu.Unlock()
@@ -302,6 +318,9 @@ func (s *Service) sendForwardBatch(q *fwdQueue, batch []*fwdCall) {
 			// Refused as a whole, run not at all (its data plane is not
 			// started, say): each request gets the refusal.
 			c.reply = rpcReply{Code: reply.Code, Message: reply.Message}
+		case reply.Replies[i].Code == codeResendAlone:
+			s.sendOne(q, c) // a read whose reply did not fit
+			continue
 		default:
 			c.reply = reply.Replies[i]
 		}
@@ -337,6 +356,22 @@ func (s *Service) serveBatch(ctx context.Context, body []byte) ([]byte, error) {
 		reply.Replies[last] = s.serveRequest(ctx, &req.Reqs[last]) // on this goroutine
 	}
 	wg.Wait()
+	size := 0
+	for i := range reply.Replies {
+		r := &reply.Replies[i]
+		n := 64 + len(r.Message)
+		if r.Resp != nil {
+			n += len(r.Resp.Value) + len(r.Resp.Cursor)
+			for _, k := range r.Resp.Keys {
+				n += len(k) + 8
+			}
+		}
+		if size+n > maxBatchReplyBytes && !req.Reqs[i].Op.IsWrite() {
+			*r = rpcReply{Code: codeResendAlone, Message: "the batch's reply is full: send this read alone"}
+			continue
+		}
+		size += n
+	}
 	return msgpack.Marshal(&reply)
 }
 

@@ -275,3 +275,82 @@ func TestBatchMessagesMatchTheReflectionCodec(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchReadsResentAloneWhenTheReplyIsFull: a primary answers a batch's
+// reads only up to maxBatchReplyBytes of reply and marks the rest to be
+// sent again alone (its writes are always answered: they ran); the
+// forwarder sends those reads alone, and every caller gets its value.
+func TestBatchReadsResentAloneWhenTheReplyIsFull(t *testing.T) {
+	defer func(old int) { maxBatchReplyBytes = old }(maxBatchReplyBytes)
+	maxBatchReplyBytes = 1000
+	table := &metadata.RoutingTable{Version: 1, PartitionCount: 1, Replicas: 1,
+		Members:    []metadata.Member{{ID: "b", Incarnation: "1", ClusterAddr: "b:1", State: metadata.MemberAlive}},
+		Partitions: []metadata.Partition{{ID: 0, Primary: "b", State: metadata.PartitionActive, LeaderEpoch: 1, Written: true}},
+	}
+	e, err := NewEngine(DefaultConfig(), 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Close() })
+	r := &fixedRouting{self: "b"}
+	r.t.Store(table)
+	loop := &loopbackCaller{services: map[string]*Service{}}
+	b, err := NewService(ServiceConfig{
+		PartitionCount: 1, Engine: e, Routing: r, Caller: loop,
+		MarkWritten:    func(context.Context, uint32, uint64) (uint64, error) { return 0, nil },
+		ReportReplicas: func(context.Context, []ReplicaReport) (uint64, error) { return 0, nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	b.OnRouting(table)
+	loop.services["b:1"] = b
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	big := func(i int) []byte { return bytes.Repeat([]byte{byte('a' + i)}, 600) }
+	for i := range 3 {
+		if _, err := b.Do(ctx, &Request{Op: OpPut, DMap: "d", Key: fmt.Sprintf("k%d", i), Value: big(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reqs := []*Request{
+		{Op: OpGet, DMap: "d", Key: "k0"},
+		{Op: OpGet, DMap: "d", Key: "k1"},                    // 600 + 600 > 1000: resend
+		{Op: OpPut, DMap: "d", Key: "w", Value: []byte("x")}, // a write: answered
+		{Op: OpGet, DMap: "d", Key: "k2"},                    // resend
+	}
+	calls := make([]*fwdCall, len(reqs))
+	for i, req := range reqs {
+		body, err := encodeRequest(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		calls[i] = &fwdCall{body: body, done: make(chan struct{})}
+	}
+	out, err := b.ServeRPC(ctx, MethodDoBatch, appendBatchRequest(nil, calls))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reply batchReply
+	if err := msgpack.Unmarshal(out, &reply); err != nil || len(reply.Replies) != len(reqs) {
+		t.Fatalf("batch reply %+v, %v", reply, err)
+	}
+	for i, want := range []string{"", codeResendAlone, "", codeResendAlone} {
+		if got := reply.Replies[i].Code; got != want {
+			t.Fatalf("reply %d: code %q, want %q", i, got, want)
+		}
+	}
+
+	// The forwarder sends the two reads again, alone.
+	b.sendForwardBatch(b.forwardQueue("b:1"), calls)
+	for i, c := range calls {
+		<-c.done
+		if c.err != nil || c.reply.Code != "" || c.reply.Resp == nil {
+			t.Fatalf("call %d: %+v, %v", i, c.reply, c.err)
+		}
+		if i != 2 && !bytes.Equal(c.reply.Resp.Value, big(map[int]int{0: 0, 1: 1, 3: 2}[i])) {
+			t.Fatalf("call %d: value %.10q..., want k%d's", i, c.reply.Resp.Value, i)
+		}
+	}
+}

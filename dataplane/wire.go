@@ -582,7 +582,7 @@ func decodeStruct(dec *msgpack.Decoder, st *wdec, v wireStruct, names []string) 
 		}
 		if st.strict {
 			if long {
-				return fmt.Errorf("msgpack: unknown field %q...", key)
+				return fmt.Errorf("msgpack: unknown field %q (the start of a longer name)", key)
 			}
 			return fmt.Errorf("msgpack: unknown field %q", key)
 		}
