@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -352,5 +353,83 @@ func TestBatchReadsResentAloneWhenTheReplyIsFull(t *testing.T) {
 		if i != 2 && !bytes.Equal(c.reply.Resp.Value, big(map[int]int{0: 0, 1: 1, 3: 2}[i])) {
 			t.Fatalf("call %d: value %.10q..., want k%d's", i, c.reply.Resp.Value, i)
 		}
+	}
+}
+
+// recordingCaller answers every call with an empty success and records
+// the methods and the requests each call carried.
+type recordingCaller struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (c *recordingCaller) Call(_ context.Context, _, method string, req, resp any) error {
+	n := 1
+	if method == MethodDoBatch {
+		var b batchRequestIn
+		if err := msgpack.Unmarshal(req.(msgpack.RawMessage), &b); err != nil {
+			return err
+		}
+		n = len(b.Reqs)
+		if r, ok := resp.(*batchReply); ok {
+			r.Replies = make([]rpcReply, n)
+		}
+	}
+	c.mu.Lock()
+	c.calls = append(c.calls, fmt.Sprintf("%s/%d", method, n))
+	c.mu.Unlock()
+	return nil
+}
+
+// TestForwardBatchesAreBoundedByBytes: queued requests go together only up
+// to maxForwardBatchBytes of requests; large ones go alone.
+func TestForwardBatchesAreBoundedByBytes(t *testing.T) {
+	e, err := NewEngine(DefaultConfig(), 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Close() })
+	r := &fixedRouting{self: "a"}
+	r.t.Store(&metadata.RoutingTable{Version: 1, PartitionCount: 1})
+	caller := &recordingCaller{}
+	s, err := NewService(ServiceConfig{
+		PartitionCount: 1, Engine: e, Routing: r, Caller: caller,
+		MarkWritten:    func(context.Context, uint32, uint64) (uint64, error) { return 0, nil },
+		ReportReplicas: func(context.Context, []ReplicaReport) (uint64, error) { return 0, nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	queue := func(sizes ...int) []string {
+		caller.mu.Lock()
+		caller.calls = nil
+		caller.mu.Unlock()
+		q := s.forwardQueue("b:1")
+		q.mu.Lock()
+		for _, n := range sizes {
+			body, err := encodeRequest(&Request{Op: OpPut, DMap: "d", Key: "k", Value: make([]byte, n)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			q.pending = append(q.pending, &fwdCall{body: body, done: make(chan struct{})})
+		}
+		q.senders++
+		q.mu.Unlock()
+		s.wg.Add(1)
+		s.sendQueued(q) // sends everything queued, then returns
+		caller.mu.Lock()
+		defer caller.mu.Unlock()
+		return caller.calls
+	}
+	const mib = 1 << 20
+	if got := queue(100, 100, 100); !slices.Equal(got, []string{MethodDoBatch + "/3"}) {
+		t.Errorf("three small requests went as %v, want one batch", got)
+	}
+	if got := queue(3*mib, 3*mib, 100, 100); !slices.Equal(got, []string{MethodDo + "/1", MethodDoBatch + "/3"}) {
+		t.Errorf("3 MiB, 3 MiB, small, small went as %v, want the first alone, then a batch of 3", got)
+	}
+	if got := queue(5*mib, 100); !slices.Equal(got, []string{MethodDo + "/1", MethodDo + "/1"}) {
+		t.Errorf("5 MiB then small went as %v, want each alone", got)
 	}
 }
