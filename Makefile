@@ -15,7 +15,7 @@ GOBIN       := $(shell $(GO) env GOPATH)/bin
 STATICCHECK := $(GOBIN)/staticcheck
 FUZZTIME    ?= 10s
 
-.PHONY: all build run test race lint bench bench-compare stress fuzz clean tools jepsen jepsen-ci jepsen-test ui-deps docs soak test-olric-client
+.PHONY: all build run test race lint bench bench-compare bench-cluster stress fuzz clean tools jepsen jepsen-ci jepsen-test ui-deps docs soak test-olric-client
 
 all: build
 
@@ -89,6 +89,11 @@ bench:
 # requests per run, default 200000). Installs redis-server if missing.
 bench-compare:
 	N=$(N) scripts/bench-compare.sh
+
+# Three members (replicas=2) and redis-benchmark against one of them, all
+# on this machine (scripts/bench-cluster.sh; N, P, RUNS).
+bench-cluster:
+	scripts/bench-cluster.sh
 
 # The seed's scenario, repeated: five members started concurrently converge
 # on one identical, balanced routing version, race detector on.
