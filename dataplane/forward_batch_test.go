@@ -49,11 +49,6 @@ func (c *gatedCaller) Call(ctx context.Context, addr, method string, req, resp a
 	return c.next.Call(ctx, addr, method, req, resp)
 }
 
-func (c *gatedCaller) heldCalls() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.held
-}
 
 // TestForwardedRequestsTravelInBatches: requests forwarded at the same
 // time to one primary are coalesced into dmap.do_batch calls while
