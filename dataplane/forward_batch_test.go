@@ -49,7 +49,6 @@ func (c *gatedCaller) Call(ctx context.Context, addr, method string, req, resp a
 	return c.next.Call(ctx, addr, method, req, resp)
 }
 
-
 // TestForwardedRequestsTravelInBatches: requests forwarded at the same
 // time to one primary are coalesced into dmap.do_batch calls while
 // earlier calls are in flight, and every caller gets its own result.
