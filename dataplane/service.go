@@ -280,6 +280,10 @@ func (s *Service) OnRouting(t *metadata.RoutingTable) {
 		return
 	}
 	var pulls []metadata.Partition
+	latest := s.cfg.Routing.Routing() // t or newer
+	if len(latest.Partitions) != len(t.Partitions) {
+		latest = t
+	}
 	s.mu.Lock()
 	now := time.Now() // the handoff pause of the partitions taken over starts here
 	for i := range t.Partitions {
@@ -295,10 +299,15 @@ func (s *Service) OnRouting(t *metadata.RoutingTable) {
 				s.mu.resumable[p.ID] = 0
 			}
 			if s.mu.backupAt[p.ID] != 0 && !slices.Contains(p.Backups, s.self) &&
-				s.mu.held[p.ID] == 0 && s.mu.pulling[p.ID] == 0 {
+				s.mu.held[p.ID] == 0 && s.mu.pulling[p.ID] == 0 && !latest.Partitions[p.ID].Holds(s.self) &&
+				!slices.Contains(latest.Partitions[p.ID].Backups, s.self) {
 				// No longer a backup: the copy goes (unless the new
 				// primary may still pull it from us, or we were promoted
-				// and are still fencing the primary before us).
+				// and are still fencing the primary before us). t may be
+				// behind the committed table the copy was installed
+				// under (replication checks the newest): a copy the
+				// newest table still gives us stays, or a backup
+				// reported in sync would hold nothing.
 				s.mu.backupAt[p.ID] = 0
 				s.engine.Drop(p.ID)
 			}
