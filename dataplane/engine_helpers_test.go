@@ -210,10 +210,18 @@ func etCheckInvariants(t etT, e *Engine) {
 			})
 			for b := range d.tab.dir {
 				bk := d.tab.dir[b]
-				for h := range bk.m {
+				n := 0
+				for h := range bk.all {
+					n++
 					if lo, hi := bucketRange(bk, h); h < lo || h > hi || d.tab.bucket(h) != bk {
 						t.Errorf("p%d %q: hash %x in the wrong bucket", p, name, h)
 					}
+					if bk.lookup(h) == nil {
+						t.Errorf("p%d %q: hash %x not found from its home slot", p, name, h)
+					}
+				}
+				if n != bk.n {
+					t.Errorf("p%d %q: bucket holds %d entries, counts %d", p, name, n, bk.n)
 				}
 			}
 			if n != d.tab.n || bytes != d.bytes || withExp != len(d.expires) {

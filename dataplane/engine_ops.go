@@ -3,7 +3,6 @@ package dataplane
 import (
 	"fmt"
 	"math"
-	"slices"
 	"strconv"
 	"time"
 	"unsafe"
@@ -151,8 +150,7 @@ func (o *opCtx) admit(name string, cur *kvEntry, klen, vlen int) error {
 func (o *opCtx) set(name, key string, value []byte, exp int64) uint64 {
 	m := Mutation{Kind: MutationSet, DMap: name, Key: key, Value: value, ExpireAt: exp}
 	o.emit(&m)
-	d := o.part.dmaps[name]
-	o.enforceLimits(name, d.tab.get(m.Key, hashKey(m.Key)))
+	o.enforceLimits(name, m.Key)
 	return m.Version
 }
 
@@ -163,7 +161,7 @@ func (o *opCtx) get(req *Request) (*Response, error) {
 		return nil, fmt.Errorf("%w: %s in dmap %q", ErrNotFound, quoteKey(req.Key), req.DMap)
 	}
 	ent.access = o.now
-	resp := &Response{Found: true, Value: slices.Clone(ent.value()), Version: ent.version}
+	resp := &Response{Found: true, Value: ent.value(), Version: ent.version}
 	if ent.expireAt != 0 {
 		resp.TTL = time.Duration(ent.expireAt - o.now)
 	}
@@ -326,7 +324,7 @@ func (o *opCtx) getPut(req *Request) (*Response, error) {
 	}
 	resp := &Response{}
 	if cur != nil {
-		resp.Found, resp.Value = true, slices.Clone(cur.value())
+		resp.Found, resp.Value = true, cur.value()
 	}
 	resp.Version = o.set(req.DMap, req.Key, req.Value, o.defaultExpiry(o.policy(req.DMap)))
 	return resp, nil

@@ -59,7 +59,7 @@ func (o *opCtx) scan(req *Request, match *globPattern) (*Response, error) {
 		b := d.tab.bucket(pos)
 		_, hi := bucketRange(b, pos)
 		items = items[:0]
-		for h, ent := range b.m {
+		for h, ent := range b.all {
 			if h < pos || ent.expired(o.now) || o.idle(d, ent) {
 				continue
 			}
@@ -72,7 +72,7 @@ func (o *opCtx) scan(req *Request, match *globPattern) (*Response, error) {
 				items = append(items, item{h, k})
 			}
 		}
-		examined += len(b.m)
+		examined += b.n
 		slices.SortFunc(items, func(a, b item) int {
 			if c := cmp.Compare(a.h, b.h); c != 0 {
 				return c

@@ -114,25 +114,36 @@ func keyHash(key string) uint64 {
 var hashKey = keyHash
 
 // Table shape. A bucket splits when it reaches kvBucketMax keys, just
-// before its Go map (one swiss table of 1024 slots) would have to grow. The directory grows to at most
-// one slot per kvDirPerKey keys and 1<<kvMaxDepth slots.
+// before its slot array (1024 slots then) would have to grow. The
+// directory grows to at most one slot per kvDirPerKey keys and
+// 1<<kvMaxDepth slots.
 const (
 	kvBucketMax = 896
 	kvDirPerKey = 8
 	kvMaxDepth  = 24
+	// kvBucketSlots is the slot array of a bucket made by a split.
+	kvBucketSlots = 1024
+	// kvFirstSlots is the slot array of a table's first bucket.
+	kvFirstSlots = 8
 )
 
 // kvTable holds one DMap's keys on one partition: an extendible hash table
-// of Go maps keyed by hashKey(key). A key lives in the bucket for the top
+// of open-addressing buckets keyed by hashKey(key). A key lives in the bucket for the top
 // bits of its hash; the directory has 1<<depth slots and a bucket of local
 // depth d covers the 1<<(depth-d) slots sharing its d-bit prefix. A bucket
 // reaching kvBucketMax keys splits in two (doubling the directory if
 // needed), which costs O(kvBucketMax), never a rehash of the whole table.
 //
-// Keying the maps by the 64-bit hash rather than the key string makes a
-// slot 16 bytes with one pointer (the entry, which holds its key). A key
+// Keying the buckets by the 64-bit hash rather than the key string makes
+// a slot 16 bytes with one pointer (the entry, which holds its key). A key
 // whose hash equals that of a different key already in its bucket (a
 // 64-bit collision: practically never) goes to the overflow map instead.
+//
+// A lookup reads the directory, the bucket, one or two slots and the
+// entry: three dependent memory reads that miss the cache in a large
+// table. (Buckets were Go maps before; a map adds its header, directory
+// and table, which made a lookup in a table of 100k keys about twice as
+// slow.)
 //
 // Buckets cover contiguous ranges of the hash space, so walking the hash
 // space in order (scan) visits buckets in order, one sort per bucket.
@@ -145,9 +156,104 @@ type kvTable struct {
 	over map[string]*kvEntry
 }
 
+// kvBucket is a linear-probing hash table of (hash, entry) slots: a
+// power-of-two slot array at most 7/8 full, searched from slot h&mask;
+// an empty slot has a nil entry. Deleting shifts the following run back
+// (no tombstones).
 type kvBucket struct {
 	depth uint8
-	m     map[uint64]*kvEntry
+	n     int
+	slots []kvSlot
+}
+
+func newKVBucket(depth uint8, slots int) *kvBucket {
+	return &kvBucket{depth: depth, slots: make([]kvSlot, slots)}
+}
+
+// find returns the slot index of hash h, or -1.
+func (b *kvBucket) find(h uint64) int {
+	mask := uint64(len(b.slots) - 1)
+	for i := h & mask; ; i = (i + 1) & mask {
+		s := &b.slots[i]
+		if s.e == nil {
+			return -1
+		}
+		if s.h == h {
+			return int(i)
+		}
+	}
+}
+
+// lookup returns the entry of hash h, or nil.
+func (b *kvBucket) lookup(h uint64) *kvEntry {
+	if i := b.find(h); i >= 0 {
+		return b.slots[i].e
+	}
+	return nil
+}
+
+// insert stores e under h, which must not be in b.
+func (b *kvBucket) insert(h uint64, e *kvEntry) {
+	if (b.n+1)*8 > len(b.slots)*7 {
+		b.grow()
+	}
+	b.place(h, e)
+	b.n++
+}
+
+// place puts (h, e) in the first free slot from h's.
+func (b *kvBucket) place(h uint64, e *kvEntry) {
+	mask := uint64(len(b.slots) - 1)
+	i := h & mask
+	for b.slots[i].e != nil {
+		i = (i + 1) & mask
+	}
+	b.slots[i] = kvSlot{h, e}
+}
+
+// grow doubles the slot array.
+func (b *kvBucket) grow() {
+	old := b.slots
+	b.slots = make([]kvSlot, 2*len(old))
+	for _, s := range old {
+		if s.e != nil {
+			b.place(s.h, s.e)
+		}
+	}
+}
+
+// removeAt empties slot i and moves back the slots after it that would
+// otherwise be cut off from their home slot.
+func (b *kvBucket) removeAt(i int) {
+	mask := len(b.slots) - 1
+	b.n--
+	for {
+		b.slots[i] = kvSlot{}
+		j := i
+		for {
+			j = (j + 1) & mask
+			s := b.slots[j]
+			if s.e == nil {
+				return
+			}
+			// s stays if its home slot k lies cyclically in (i, j].
+			k := int(s.h) & mask
+			if (i < j && (k <= i || k > j)) || (i > j && k <= i && k > j) {
+				b.slots[i] = s
+				i = j
+				break
+			}
+		}
+	}
+}
+
+// all yields the bucket's (hash, entry) pairs.
+func (b *kvBucket) all(yield func(uint64, *kvEntry) bool) {
+	for _, s := range b.slots {
+		if s.e != nil && !yield(s.h, s.e) {
+			return
+		}
+	}
 }
 
 func (t *kvTable) bucket(h uint64) *kvBucket {
@@ -160,7 +266,7 @@ func (t *kvTable) get(key string, h uint64) *kvEntry {
 	if t.n == 0 {
 		return nil
 	}
-	if e := t.bucket(h).m[h]; e != nil && e.key() == key {
+	if e := t.bucket(h).lookup(h); e != nil && e.key() == key {
 		return e
 	}
 	if t.over != nil {
@@ -173,22 +279,22 @@ func (t *kvTable) get(key string, h uint64) *kvEntry {
 // any, which the table no longer references.
 func (t *kvTable) set(h uint64, e *kvEntry) *kvEntry {
 	if t.dir == nil {
-		t.dir = []*kvBucket{{m: make(map[uint64]*kvEntry)}}
+		t.dir = []*kvBucket{newKVBucket(0, kvFirstSlots)}
 		t.depth = 0
 	}
 	b := t.bucket(h)
-	old := b.m[h]
-	if old == nil {
-		b.m[h] = e
+	i := b.find(h)
+	if i < 0 {
+		b.insert(h, e)
 		t.n++
-		if len(b.m) >= kvBucketMax {
+		if b.n >= kvBucketMax {
 			t.split(b, h)
 		}
 		return nil
 	}
 	key := e.key()
-	if old.key() == key {
-		b.m[h] = e
+	if old := b.slots[i].e; old.key() == key {
+		b.slots[i].e = e
 		return old
 	}
 	if t.over == nil {
@@ -208,13 +314,17 @@ func (t *kvTable) del(key string, h uint64) *kvEntry {
 		return nil
 	}
 	b := t.bucket(h)
-	e := b.m[h]
+	i := b.find(h)
+	var e *kvEntry
+	if i >= 0 {
+		e = b.slots[i].e
+	}
 	switch {
 	case e != nil && e.key() == key:
-		delete(b.m, h)
+		b.removeAt(i)
 		for k, oe := range t.over { // promote a colliding key
 			if hashKey(k) == h {
-				b.m[h] = oe
+				b.insert(h, oe)
 				delete(t.over, k)
 				break
 			}
@@ -229,7 +339,7 @@ func (t *kvTable) del(key string, h uint64) *kvEntry {
 		t.over = nil
 	}
 	if t.n--; t.n == 0 {
-		*t = kvTable{} // free the directory and the maps
+		*t = kvTable{} // free the directory and the buckets
 	}
 	return e
 }
@@ -247,13 +357,12 @@ type kvSlot struct {
 
 // split splits b (which holds hash h) until the bucket holding h holds
 // fewer than kvBucketMax keys, or the directory may not grow. The high
-// half moves to a new map made for kvBucketMax keys; b keeps its map for
-// the low half: cleared (which keeps the table and leaves no tombstones,
-// unlike deleting the moved keys) and refilled from a pooled scratch
-// slice. So a bucket map never grows (it splits first) and a split
-// allocates one map and frees nothing.
+// half moves to a new bucket of kvBucketSlots slots; b keeps its slots
+// for the low half: cleared and refilled from a pooled scratch slice. So
+// a split bucket never grows (it splits first) and a split allocates one
+// bucket and frees nothing.
 func (t *kvTable) split(b *kvBucket, h uint64) {
-	for len(b.m) >= kvBucketMax {
+	for b.n >= kvBucketMax {
 		if b.depth == t.depth {
 			if t.depth >= kvMaxDepth || len(t.dir)*2 > max(64, t.n/kvDirPerKey) {
 				return // let the bucket grow: only skewed hashes get here
@@ -266,19 +375,22 @@ func (t *kvTable) split(b *kvBucket, h uint64) {
 		}
 		d := b.depth
 		bit := uint64(1) << (63 - d)
-		hi := &kvBucket{depth: d + 1, m: make(map[uint64]*kvEntry, kvBucketMax)}
+		hi := newKVBucket(d+1, kvBucketSlots)
 		scratch := kvSplitScratch.Get().(*[]kvSlot)
 		lo := (*scratch)[:0]
-		for k, e := range b.m {
-			if k&bit != 0 {
-				hi.m[k] = e
-			} else {
-				lo = append(lo, kvSlot{k, e})
+		for _, s := range b.slots {
+			switch {
+			case s.e == nil:
+			case s.h&bit != 0:
+				hi.insert(s.h, s.e)
+			default:
+				lo = append(lo, s)
 			}
 		}
-		clear(b.m)
+		clear(b.slots)
+		b.n = 0
 		for _, s := range lo {
-			b.m[s.h] = s.e
+			b.insert(s.h, s.e)
 		}
 		clear(lo) // the pool must not keep entries alive
 		*scratch = lo[:0]
@@ -306,26 +418,37 @@ func bucketRange(b *kvBucket, h uint64) (lo, hi uint64) {
 }
 
 // sample returns one entry of the table chosen at random (nearly
-// uniformly: a random directory slot, then the first entry of a map
-// iteration, which Go starts at a random position) and its hash, or nil
-// for an empty table. Colliding entries are never sampled.
+// uniformly: a random directory slot, then the first entry at or after a
+// random slot of its bucket) and its hash, or nil for an empty table.
+// Colliding entries are never sampled.
 func (t *kvTable) sample() (uint64, *kvEntry) {
 	if t.n == 0 {
 		return 0, nil
 	}
 	for range 8 {
-		for h, e := range t.dir[rand.IntN(len(t.dir))].m {
-			return h, e
+		if b := t.dir[rand.IntN(len(t.dir))]; b.n > 0 {
+			return b.sample()
 		}
 	}
 	// Mostly empty buckets (after many deletes): walk from a random slot.
 	start := rand.IntN(len(t.dir))
 	for i := range t.dir {
-		for h, e := range t.dir[(start+i)%len(t.dir)].m {
-			return h, e
+		if b := t.dir[(start+i)%len(t.dir)]; b.n > 0 {
+			return b.sample()
 		}
 	}
 	return 0, nil
+}
+
+// sample returns the first entry at or after a random slot of b, which
+// is not empty.
+func (b *kvBucket) sample() (uint64, *kvEntry) {
+	mask := len(b.slots) - 1
+	for i := rand.IntN(len(b.slots)); ; i = (i + 1) & mask {
+		if s := b.slots[i]; s.e != nil {
+			return s.h, s.e
+		}
+	}
 }
 
 // each calls fn for every entry until fn returns false.
@@ -336,7 +459,7 @@ func (t *kvTable) each(fn func(h uint64, e *kvEntry) bool) {
 			continue // consecutive slots of one bucket
 		}
 		prev = b
-		for h, e := range b.m {
+		for h, e := range b.all {
 			if !fn(h, e) {
 				return
 			}

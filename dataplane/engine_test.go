@@ -263,7 +263,11 @@ func TestEngineFencing(t *testing.T) {
 	}
 }
 
-func TestEngineGetReturnsCopy(t *testing.T) {
+// TestEngineStoresCopies: a put stores a copy of the caller's value, and
+// what get and getput return views the stored bytes, which no write
+// changes in place (a write stores a new entry): a value read before a
+// write keeps reading the old bytes.
+func TestEngineStoresCopies(t *testing.T) {
 	e, _ := etEngine(t, Config{}, 1)
 	in := []byte("hello")
 	etMust(t, e, &Request{Op: OpPut, DMap: "m", Key: "k", Value: in})
@@ -272,17 +276,21 @@ func TestEngineGetReturnsCopy(t *testing.T) {
 	if string(got.Value) != "hello" {
 		t.Fatalf("stored value changed with the input: %q", got.Value)
 	}
-	got.Value[0] = 'Y' // nor is the returned one
-	if v := etGet(t, e, "m", "k"); v != "hello" {
-		t.Fatalf("stored value changed through get's result: %q", v)
+	if cap(got.Value) != len(got.Value) {
+		t.Fatalf("get's value has room to append into (cap %d, len %d)", cap(got.Value), len(got.Value))
 	}
 	prev := etMust(t, e, &Request{Op: OpGetPut, DMap: "m", Key: "k", Value: []byte("new")})
-	prev.Value[0] = 'Z'
+	if string(prev.Value) != "hello" {
+		t.Fatalf("getput's previous value %q", prev.Value)
+	}
 	var seen []Mutation
 	e.OnMutation = func(_ uint32, m Mutation) { seen = append(seen, m) }
 	etPut(t, e, "m", "k", "again")
 	if len(seen) != 1 || string(seen[0].Value) != "again" {
 		t.Fatalf("mutations %+v", seen)
+	}
+	if string(got.Value) != "hello" || string(prev.Value) != "hello" {
+		t.Fatalf("values read before later writes changed: %q, %q", got.Value, prev.Value)
 	}
 }
 

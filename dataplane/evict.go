@@ -1,14 +1,15 @@
 package dataplane
 
 // enforceLimits evicts from DMap name until it is within its max_keys and
-// max_bytes, if its policy is LRU, never evicting keep (the key just
-// written; admit made sure it fits alone). Each eviction deletes (as a
+// max_bytes, if its policy is LRU, never evicting key (just written;
+// admit made sure it fits alone). Each eviction deletes (as a
 // mutation) the key victim picks: Redis's approximated LRU.
-func (o *opCtx) enforceLimits(name string, keep *kvEntry) {
+func (o *opCtx) enforceLimits(name, key string) {
 	d := o.part.dmaps[name]
 	if d == nil || !d.pol.lru {
 		return
 	}
+	keep := d.tab.get(key, hashKey(key))
 	for d.pol.over(int64(d.tab.n), d.bytes) && o.part.seq < maxSeq {
 		k, expired := o.victim(d, keep)
 		if k == "" {

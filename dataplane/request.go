@@ -131,7 +131,9 @@ type Response struct {
 	// Found: the key existed (get, expire, getput's previous value, unlock,
 	// lease, exists).
 	Found bool `msgpack:"f,omitempty"`
-	// Value: get's value, getput's previous value.
+	// Value: get's value, getput's previous value. It may view the bytes
+	// the engine stores (immutable, shared with every reader): never
+	// modify it; copy it before handing it to code that might.
 	Value []byte `msgpack:"v,omitempty"`
 	// Version: the key's version after the operation (put, incr, getput) or
 	// its current version (get). Unique and monotonic per partition across

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"slices"
 	"time"
 
 	"github.com/olric-raft/olric-raft/dataplane"
@@ -158,7 +159,8 @@ func (d *DMap) Get(ctx context.Context, key string) (*Entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Entry{Key: key, Value: resp.Value, Version: resp.Version, TTL: resp.TTL}, nil
+	// The caller owns the Entry; resp.Value may view the stored bytes.
+	return &Entry{Key: key, Value: slices.Clone(resp.Value), Version: resp.Version, TTL: resp.TTL}, nil
 }
 
 // Delete removes key and reports whether it existed.
@@ -248,7 +250,7 @@ func (d *DMap) GetPut(ctx context.Context, key string, value []byte) (*Entry, ui
 	if !resp.Found {
 		return nil, resp.Version, nil
 	}
-	return &Entry{Key: key, Value: resp.Value}, resp.Version, nil
+	return &Entry{Key: key, Value: slices.Clone(resp.Value)}, resp.Version, nil
 }
 
 // Lock is a held lock of a DMap.

@@ -70,6 +70,11 @@ func TestSingleMemberOperations(t *testing.T) {
 	if _, err := d.Get(ctx, "nobody"); !errors.Is(err, dataplane.ErrNotFound) {
 		t.Fatalf("get of a missing key = %v, want ErrNotFound", err)
 	}
+	// The caller owns what Get returns: changing it changes nothing stored.
+	e.Value[0] = 'X'
+	if again, err := d.Get(ctx, "alice"); err != nil || string(again.Value) != "a1" {
+		t.Fatalf("get after changing a returned value = %+v, %v", again, err)
+	}
 	if _, err := d.Put(ctx, "alice", []byte("x"), embedded.NX()); !errors.Is(err, dataplane.ErrKeyExists) {
 		t.Fatalf("nx put = %v, want ErrKeyExists", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/olric-raft/olric-raft/dataplane"
@@ -17,7 +18,8 @@ const defaultDMap = "default"
 // defaultScanCount is SCAN's page size without COUNT (Redis's).
 const defaultScanCount = 10
 
-// replier is the part of redcon.Conn (and redcon.Writer) commands write to.
+// replier is what commands write their reply to (a client connection, a
+// recorder of a concurrent batch; redcon.Writer has it too).
 type replier interface {
 	WriteString(string)
 	WriteBulk([]byte)
@@ -184,9 +186,19 @@ func (x *call) syntax() { x.w.WriteError("ERR syntax error") }
 
 func (x *call) notInt() { x.w.WriteError("ERR value is not an integer or out of range") }
 
-func (x *call) do(req *dataplane.Request) (*dataplane.Response, error) {
-	return x.s.c.Do(x.ctx, req)
+func (x *call) do(req dataplane.Request) (*dataplane.Response, error) {
+	r := requestPool.Get().(*dataplane.Request)
+	*r = req
+	resp, err := x.s.c.Do(x.ctx, r)
+	*r = dataplane.Request{} // drop the references before pooling it
+	requestPool.Put(r)
+	return resp, err
 }
+
+// requestPool recycles the requests commands hand to Cluster.Do (one per
+// command otherwise). A Cluster keeps no reference to a request once Do
+// returns: a forwarded request is encoded when it is queued.
+var requestPool = sync.Pool{New: func() any { return new(dataplane.Request) }}
 
 // scanCount parses a SCAN COUNT argument (answering the error itself),
 // capped at the engine's page limit.
@@ -310,7 +322,7 @@ func (x *call) get() {
 	if !x.arity(1, 1) {
 		return
 	}
-	resp, err := x.do(&dataplane.Request{Op: dataplane.OpGet, DMap: defaultDMap, Key: string(x.args[0])})
+	resp, err := x.do(dataplane.Request{Op: dataplane.OpGet, DMap: defaultDMap, Key: string(x.args[0])})
 	switch {
 	case isNotFound(err):
 		x.w.WriteNull()
@@ -420,7 +432,7 @@ func (x *call) set() {
 	}
 	if get && !e.set && !nx && !xx {
 		// Atomic: one getput.
-		resp, err := x.do(&dataplane.Request{Op: dataplane.OpGetPut, DMap: defaultDMap, Key: key, Value: value})
+		resp, err := x.do(dataplane.Request{Op: dataplane.OpGetPut, DMap: defaultDMap, Key: key, Value: value})
 		if err != nil {
 			x.fail(err)
 			return
@@ -431,7 +443,7 @@ func (x *call) set() {
 	var prev []byte
 	var found bool
 	if get {
-		resp, err := x.do(&dataplane.Request{Op: dataplane.OpGet, DMap: defaultDMap, Key: key})
+		resp, err := x.do(dataplane.Request{Op: dataplane.OpGet, DMap: defaultDMap, Key: key})
 		if err != nil && !isNotFound(err) {
 			x.fail(err)
 			return
@@ -440,7 +452,7 @@ func (x *call) set() {
 			prev, found = resp.Value, true
 		}
 	}
-	_, err := x.do(&dataplane.Request{Op: dataplane.OpPut, DMap: defaultDMap, Key: key, Value: value,
+	_, err := x.do(dataplane.Request{Op: dataplane.OpPut, DMap: defaultDMap, Key: key, Value: value,
 		TTL: e.ttl, ExpireAt: e.expireAt, KeepTTL: e.keepTTL, NX: nx, XX: xx})
 	switch {
 	case err == nil || ((nx && errorIs(err, dataplane.ErrKeyExists)) || (xx && isNotFound(err))):
@@ -481,7 +493,7 @@ func (x *call) del(dmap string, keys [][]byte) {
 	}
 	n := 0
 	for _, k := range ks {
-		resp, err := x.do(&dataplane.Request{Op: dataplane.OpDelete, DMap: dmap, Key: k})
+		resp, err := x.do(dataplane.Request{Op: dataplane.OpDelete, DMap: dmap, Key: k})
 		if err != nil {
 			x.fail(err)
 			return
@@ -499,7 +511,7 @@ func (x *call) exists() {
 	}
 	n := 0
 	for _, k := range x.args {
-		resp, err := x.do(&dataplane.Request{Op: dataplane.OpExists, DMap: defaultDMap, Key: string(k)})
+		resp, err := x.do(dataplane.Request{Op: dataplane.OpExists, DMap: defaultDMap, Key: string(k)})
 		if err != nil {
 			x.fail(err)
 			return
@@ -531,7 +543,7 @@ func (x *call) incrBy() {
 }
 
 func (x *call) incr(dmap string, key []byte, delta int64, olric bool) {
-	resp, err := x.do(&dataplane.Request{Op: dataplane.OpIncr, DMap: dmap, Key: string(key), Delta: delta})
+	resp, err := x.do(dataplane.Request{Op: dataplane.OpIncr, DMap: dmap, Key: string(key), Delta: delta})
 	if err != nil {
 		x.fail(err)
 		return
@@ -555,7 +567,7 @@ func (x *call) expire() {
 	key := string(x.args[0])
 	if n <= 0 {
 		// Redis deletes the key at once.
-		resp, err := x.do(&dataplane.Request{Op: dataplane.OpDelete, DMap: defaultDMap, Key: key})
+		resp, err := x.do(dataplane.Request{Op: dataplane.OpDelete, DMap: defaultDMap, Key: key})
 		if err != nil {
 			x.fail(err)
 			return
@@ -567,7 +579,7 @@ func (x *call) expire() {
 		x.w.WriteError("ERR invalid expire time in '" + x.name + "' command")
 		return
 	}
-	resp, err := x.do(&dataplane.Request{Op: dataplane.OpExpire, DMap: defaultDMap, Key: key, TTL: time.Duration(n) * unit})
+	resp, err := x.do(dataplane.Request{Op: dataplane.OpExpire, DMap: defaultDMap, Key: key, TTL: time.Duration(n) * unit})
 	switch {
 	case isNotFound(err):
 		x.w.WriteInt(0)
@@ -589,7 +601,7 @@ func (x *call) ttl() {
 	if !x.arity(1, 1) {
 		return
 	}
-	resp, err := x.do(&dataplane.Request{Op: dataplane.OpGet, DMap: defaultDMap, Key: string(x.args[0])})
+	resp, err := x.do(dataplane.Request{Op: dataplane.OpGet, DMap: defaultDMap, Key: string(x.args[0])})
 	switch {
 	case isNotFound(err):
 		x.w.WriteInt(-2)
@@ -611,7 +623,7 @@ func (x *call) mget() {
 	vals := make([][]byte, len(x.args))
 	found := make([]bool, len(x.args))
 	for i, k := range x.args {
-		resp, err := x.do(&dataplane.Request{Op: dataplane.OpGet, DMap: defaultDMap, Key: string(k)})
+		resp, err := x.do(dataplane.Request{Op: dataplane.OpGet, DMap: defaultDMap, Key: string(k)})
 		if isNotFound(err) {
 			continue
 		}
@@ -633,7 +645,7 @@ func (x *call) mset() {
 		return
 	}
 	for i := 0; i < len(x.args); i += 2 {
-		_, err := x.do(&dataplane.Request{Op: dataplane.OpPut, DMap: defaultDMap, Key: string(x.args[i]), Value: x.args[i+1]})
+		_, err := x.do(dataplane.Request{Op: dataplane.OpPut, DMap: defaultDMap, Key: string(x.args[i]), Value: x.args[i+1]})
 		if err != nil {
 			x.fail(err)
 			return
@@ -728,7 +740,7 @@ func (x *call) dmPut() {
 		}
 		i++
 	}
-	_, err := x.do(&dataplane.Request{Op: dataplane.OpPut, DMap: string(x.args[0]), Key: string(x.args[1]),
+	_, err := x.do(dataplane.Request{Op: dataplane.OpPut, DMap: string(x.args[0]), Key: string(x.args[1]),
 		Value: x.args[2], TTL: e.ttl, ExpireAt: e.expireAt, NX: nx, XX: xx})
 	if err != nil {
 		x.fail(err)
@@ -746,7 +758,7 @@ func (x *call) dmGet() {
 	if !ok {
 		return
 	}
-	resp, err := x.do(&dataplane.Request{Op: dataplane.OpGet, DMap: string(x.args[0]), Key: string(x.args[1])})
+	resp, err := x.do(dataplane.Request{Op: dataplane.OpGet, DMap: string(x.args[0]), Key: string(x.args[1])})
 	switch {
 	case err != nil:
 		x.fail(err)
@@ -769,7 +781,7 @@ func (x *call) dmExpire() {
 		x.w.WriteError("ERR invalid expire time in '" + x.name + "' command")
 		return
 	}
-	resp, err := x.do(&dataplane.Request{Op: dataplane.OpExpire, DMap: string(x.args[0]), Key: string(x.args[1]), TTL: ttl})
+	resp, err := x.do(dataplane.Request{Op: dataplane.OpExpire, DMap: string(x.args[0]), Key: string(x.args[1]), TTL: ttl})
 	switch {
 	case err != nil:
 		x.fail(err)
@@ -808,7 +820,7 @@ func (x *call) dmIncrByFloat() {
 		x.w.WriteError("ERR value is not a valid float")
 		return
 	}
-	resp, err := x.do(&dataplane.Request{Op: dataplane.OpIncrByFloat, DMap: string(x.args[0]), Key: string(x.args[1]), DeltaFloat: d})
+	resp, err := x.do(dataplane.Request{Op: dataplane.OpIncrByFloat, DMap: string(x.args[0]), Key: string(x.args[1]), DeltaFloat: d})
 	if err != nil {
 		if errorIs(err, dataplane.ErrNotANumber) {
 			x.w.WriteError("ERR value is not a valid float")
@@ -830,7 +842,7 @@ func (x *call) dmGetPut() {
 	if !ok {
 		return
 	}
-	resp, err := x.do(&dataplane.Request{Op: dataplane.OpGetPut, DMap: string(x.args[0]), Key: string(x.args[1]), Value: x.args[2]})
+	resp, err := x.do(dataplane.Request{Op: dataplane.OpGetPut, DMap: string(x.args[0]), Key: string(x.args[1]), Value: x.args[2]})
 	switch {
 	case err != nil:
 		x.fail(err)
@@ -887,7 +899,7 @@ func (x *call) dmLock() {
 		w = min(w, time.Until(dl)-100*time.Millisecond)
 	}
 	w = max(w, 0)
-	resp, err := x.do(&dataplane.Request{Op: dataplane.OpLock, DMap: string(x.args[0]), Key: string(x.args[1]), TTL: lease, Wait: w})
+	resp, err := x.do(dataplane.Request{Op: dataplane.OpLock, DMap: string(x.args[0]), Key: string(x.args[1]), TTL: lease, Wait: w})
 	if err != nil {
 		x.fail(err)
 		return
@@ -912,7 +924,7 @@ func (x *call) dmUnlock() {
 	if !ok {
 		return
 	}
-	resp, err := x.do(&dataplane.Request{Op: dataplane.OpUnlock, DMap: string(x.args[0]), Key: string(x.args[1]), Token: tok})
+	resp, err := x.do(dataplane.Request{Op: dataplane.OpUnlock, DMap: string(x.args[0]), Key: string(x.args[1]), Token: tok})
 	switch {
 	case err != nil:
 		x.fail(err)
@@ -939,7 +951,7 @@ func (x *call) dmLease() {
 		x.w.WriteError("ERR invalid lease in '" + x.name + "' command")
 		return
 	}
-	resp, err := x.do(&dataplane.Request{Op: dataplane.OpLease, DMap: string(x.args[0]), Key: string(x.args[1]), Token: tok, TTL: lease})
+	resp, err := x.do(dataplane.Request{Op: dataplane.OpLease, DMap: string(x.args[0]), Key: string(x.args[1]), Token: tok, TTL: lease})
 	switch {
 	case err != nil:
 		x.fail(err)

@@ -5,13 +5,11 @@ import (
 	"slices"
 	"time"
 
-	"github.com/tidwall/redcon"
-
 	"github.com/olric-raft/olric-raft/auth"
 )
 
-// connState is what a connection keeps between its commands (in redcon's
-// per-connection slot): its authentication and its request context.
+// connState is what a connection keeps between its commands (in its
+// Context slot): its authentication and its request context.
 // Commands of one connection run one at a time, on its goroutine, so the
 // fields need no lock.
 type connState struct {
@@ -125,14 +123,14 @@ type Observer interface {
 // observedConn is a connection whose error replies are noted, for
 // Options.Metrics (one per connection, in its connState).
 type observedConn struct {
-	redcon.Conn
+	*clientConn
 	failed bool
 }
 
 // WriteError notes the error and writes it.
 func (c *observedConn) WriteError(msg string) {
 	c.failed = true
-	c.Conn.WriteError(msg)
+	c.clientConn.WriteError(msg)
 }
 
 // CommandNames returns the lower-case names of every command the server

@@ -1,5 +1,8 @@
-// Package resp serves the data plane over the Redis protocol (RESP2),
-// with github.com/tidwall/redcon doing the framing (DESIGN.md §6).
+// Package resp serves the data plane over the Redis protocol (RESP2)
+// (DESIGN.md §6). github.com/tidwall/redcon parses requests
+// (ReadNextCommand) and encodes replies (its Append functions); the
+// connection loop is the package's own (clientconn.go), which reuses each
+// connection's buffers so that framing allocates nothing per command.
 //
 // Every command runs with a deadline (Options.RequestTimeout). Commands of
 // one connection run one after another, so pipelined replies stay in

@@ -153,7 +153,7 @@ func (x *call) dmScanPartition() {
 	}
 	var keys []string
 	if !replica {
-		resp, err := x.do(&dataplane.Request{Op: dataplane.OpScan, DMap: dmap, Partition: uint32(pid),
+		resp, err := x.do(dataplane.Request{Op: dataplane.OpScan, DMap: dmap, Partition: uint32(pid),
 			Cursor: inner, Limit: int(count)})
 		if err != nil {
 			x.fail(err)

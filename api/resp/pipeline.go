@@ -6,8 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tidwall/redcon"
-
 	"github.com/olric-raft/olric-raft/metadata"
 )
 
@@ -71,22 +69,22 @@ func multiMember(t *metadata.RoutingTable) bool {
 // parallelBatch returns the commands to run concurrently starting with
 // cmd — cmd and the rest of the pipeline already read, taken off the
 // connection — or nil when the pipeline must run one by one.
-func (s *Server) parallelBatch(conn redcon.Conn, cmd redcon.Command) []redcon.Command {
-	rest := conn.PeekPipeline()
+func (s *Server) parallelBatch(conn *clientConn, cmd [][]byte) [][][]byte {
+	rest := conn.peekPipeline()
 	if len(rest) == 0 || len(rest)+1 > maxParallel || !multiMember(s.c.Routing()) {
 		return nil
 	}
 	if !s.distinctSingleKey(cmd, rest) {
 		return nil
 	}
-	return append([]redcon.Command{cmd}, conn.ReadPipeline()...)
+	return append([][][]byte{cmd}, conn.takePipeline()...)
 }
 
 // distinctSingleKey reports whether cmd and rest (at most maxParallel in
 // all) are single-key commands (keyOf) on distinct keys. Keys are compared
 // pairwise, without building strings; the plain commands' DMap is the one
 // named "default" (GET k and DM.GET default k touch the same key).
-func (s *Server) distinctSingleKey(cmd redcon.Command, rest []redcon.Command) bool {
+func (s *Server) distinctSingleKey(cmd [][]byte, rest [][][]byte) bool {
 	if len(rest)+1 > maxParallel {
 		return false
 	}
@@ -97,10 +95,10 @@ func (s *Server) distinctSingleKey(cmd redcon.Command, rest []redcon.Command) bo
 		if i >= 0 {
 			c = rest[i]
 		}
-		if len(c.Args) == 0 || len(c.Args) > s.opts.MaxArgs {
+		if len(c) == 0 || len(c) > s.opts.MaxArgs {
 			return false
 		}
-		dmap, key, ok := keyOf(commandName32(c.Args[0]), c.Args)
+		dmap, key, ok := keyOf(commandName32(c[0]), c)
 		if !ok {
 			return false
 		}
@@ -116,7 +114,7 @@ func (s *Server) distinctSingleKey(cmd redcon.Command, rest []redcon.Command) bo
 }
 
 // runParallel runs cmds concurrently and writes their replies in order.
-func (s *Server) runParallel(conn redcon.Conn, cmds []redcon.Command) {
+func (s *Server) runParallel(conn *clientConn, cmds [][][]byte) {
 	ctx := s.requestContext(conn)
 	recs := make([]recorder, len(cmds))
 	// Most commands reply with one item: one backing array for all.
@@ -125,11 +123,11 @@ func (s *Server) runParallel(conn redcon.Conn, cmds []redcon.Command) {
 	for i := range cmds {
 		recs[i].conn = conn
 		recs[i].replies = ops[i : i : i+1]
-		if s.opts.Auth != nil && s.gate(&recs[i], cmds[i].Args) {
+		if s.opts.Auth != nil && s.gate(&recs[i], cmds[i]) {
 			continue // refused: the recorder holds NOAUTH or NOPERM
 		}
 		wg.Add(1)
-		r, args := &recs[i], cmds[i].Args
+		r, args := &recs[i], cmds[i]
 		s.workers.Go(func() {
 			defer wg.Done()
 			s.runRecorded(ctx, r, args)
@@ -144,7 +142,7 @@ func (s *Server) runParallel(conn redcon.Conn, cmds []redcon.Command) {
 // runRecorded runs one command into r, with metrics and panic recovery as
 // handle does.
 func (s *Server) runRecorded(ctx context.Context, r *recorder, args [][]byte) {
-	start := time.Now()
+	start := monoNanos()
 	defer func() {
 		if p := recover(); p != nil {
 			s.log.Error("resp: panic in a command", "panic", p, "command", commandName(args))
@@ -152,7 +150,7 @@ func (s *Server) runRecorded(ctx context.Context, r *recorder, args [][]byte) {
 			r.WriteError("ERR internal error")
 		}
 		if s.opts.Metrics != nil {
-			s.opts.Metrics.Observe(commandName32(args[0]), r.failed, time.Since(start))
+			s.opts.Metrics.Observe(commandName32(args[0]), r.failed, time.Duration(monoNanos()-start))
 		}
 	}()
 	s.exec(ctx, r, args)
@@ -170,7 +168,7 @@ const maxWorkers = 64 * maxParallel
 // valid until the batch is replied. Its Context and SetContext are the
 // connection's (gate reads the login).
 type recorder struct {
-	conn    redcon.Conn
+	conn    *clientConn
 	replies []replyOp
 	failed  bool
 }

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/tidwall/redcon"
 
 	"github.com/olric-raft/olric-raft/api/httpapi/httpapitest"
 	"github.com/olric-raft/olric-raft/dataplane"
@@ -106,24 +105,24 @@ func TestPipelineOnOneKeyRunsInOrder(t *testing.T) {
 // command's key and the same key of DM.* on the DMap "default" are one key.
 func TestPipelineBatchNeedsDistinctKeys(t *testing.T) {
 	s := New(nil, Options{})
-	cmd := func(args ...string) redcon.Command {
-		c := redcon.Command{}
+	cmd := func(args ...string) [][]byte {
+		var c [][]byte
 		for _, a := range args {
-			c.Args = append(c.Args, []byte(a))
+			c = append(c, []byte(a))
 		}
 		return c
 	}
 	cases := []struct {
 		name string
-		cmds []redcon.Command
+		cmds [][][]byte
 		want bool
 	}{
-		{"distinct keys", []redcon.Command{cmd("SET", "a", "1"), cmd("GET", "b"), cmd("DM.GET", "default", "c"), cmd("dm.put", "other", "a", "x")}, true},
-		{"same key", []redcon.Command{cmd("SET", "a", "1"), cmd("GET", "a")}, false},
-		{"plain and DM.* on default", []redcon.Command{cmd("SET", "k", "1"), cmd("DM.GET", "default", "k")}, false},
-		{"same key, other DMaps", []redcon.Command{cmd("DM.PUT", "x", "k", "1"), cmd("DM.GET", "y", "k")}, true},
-		{"multi-key", []redcon.Command{cmd("GET", "a"), cmd("MGET", "b", "c")}, false},
-		{"unknown", []redcon.Command{cmd("GET", "a"), cmd("FLUSHALL")}, false},
+		{"distinct keys", [][][]byte{cmd("SET", "a", "1"), cmd("GET", "b"), cmd("DM.GET", "default", "c"), cmd("dm.put", "other", "a", "x")}, true},
+		{"same key", [][][]byte{cmd("SET", "a", "1"), cmd("GET", "a")}, false},
+		{"plain and DM.* on default", [][][]byte{cmd("SET", "k", "1"), cmd("DM.GET", "default", "k")}, false},
+		{"same key, other DMaps", [][][]byte{cmd("DM.PUT", "x", "k", "1"), cmd("DM.GET", "y", "k")}, true},
+		{"multi-key", [][][]byte{cmd("GET", "a"), cmd("MGET", "b", "c")}, false},
+		{"unknown", [][][]byte{cmd("GET", "a"), cmd("FLUSHALL")}, false},
 	}
 	for _, c := range cases {
 		if got := s.distinctSingleKey(c.cmds[0], c.cmds[1:]); got != c.want {

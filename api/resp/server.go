@@ -10,8 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/tidwall/redcon"
-
 	"github.com/olric-raft/olric-raft/internal/workpool"
 
 	"github.com/olric-raft/olric-raft/auth"
@@ -91,6 +89,7 @@ type Server struct {
 	mu      sync.Mutex
 	ln      net.Listener
 	closed  bool
+	clients map[*clientConn]struct{}
 	conns   sync.WaitGroup // connection handlers
 	serving sync.WaitGroup // Serve calls
 	cursors cursorTable
@@ -156,17 +155,79 @@ func (s *Server) Serve(ln net.Listener) error {
 		close(stopClock)
 		<-clockDone
 	}()
-	err := redcon.Serve(gl, s.handle, s.accept, s.connClosed)
+	err := s.acceptLoop(gl)
 	s.mu.Lock()
 	closed := s.closed
 	s.mu.Unlock()
 	if closed {
 		return ErrServerClosed
 	}
-	if err == nil {
-		err = net.ErrClosed
-	}
 	return err
+}
+
+// acceptLoop accepts connections until ln fails for good (Close closes
+// it), each served on its own goroutine. A temporary failure (out of file
+// descriptors) is retried after a pause that doubles up to a second.
+func (s *Server) acceptLoop(ln net.Listener) error {
+	var pause time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return err
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
+				pause = min(max(2*pause, 5*time.Millisecond), time.Second)
+				s.log.Warn("resp: accept failed; retrying", "error", err, "pause", pause)
+				time.Sleep(pause)
+				continue
+			}
+			return err
+		}
+		pause = 0
+		c := newClientConn(nc)
+		if !s.track(c) {
+			_ = nc.Close()
+			continue
+		}
+		go func() {
+			defer s.untrack(c)
+			s.serveConn(c)
+		}()
+	}
+}
+
+// isTemporary reports an accept error worth retrying (EMFILE and the
+// like report Temporary).
+func isTemporary(err error) bool {
+	t, ok := err.(interface{ Temporary() bool })
+	return ok && t.Temporary()
+}
+
+// track registers a new connection; false once the server is closed.
+func (s *Server) track(c *clientConn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	if s.clients == nil {
+		s.clients = make(map[*clientConn]struct{})
+	}
+	s.clients[c] = struct{}{}
+	s.conns.Add(1)
+	return true
+}
+
+// untrack closes c and releases what it holds.
+func (s *Server) untrack(c *clientConn) {
+	_ = c.nc.Close()
+	s.release(c)
+	s.mu.Lock()
+	delete(s.clients, c)
+	s.mu.Unlock()
+	s.conns.Done()
 }
 
 // Addr returns the listener's address, or nil before Serve.
@@ -197,60 +258,49 @@ func (s *Server) Close() error {
 			err = nil
 		}
 	}
-	// redcon closes the connections when its accept loop ends; the
-	// handlers then fail their reads and return.
 	s.serving.Wait()
+	// Closing a connection fails its handler's read or write.
+	s.mu.Lock()
+	for c := range s.clients {
+		_ = c.nc.Close()
+	}
+	s.mu.Unlock()
 	s.conns.Wait()
 	s.workers.Stop() // no connection is left to submit a command
 	return err
 }
 
-func (s *Server) accept(redcon.Conn) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return false
-	}
-	s.conns.Add(1)
-	return true
-}
-
-func (s *Server) connClosed(c redcon.Conn, _ error) {
-	s.release(c)
-	s.conns.Done()
-}
-
-// handle runs one command (redcon calls it in order for each connection).
-func (s *Server) handle(conn redcon.Conn, cmd redcon.Command) {
+// handle runs one command of conn (serveConn calls it in order).
+func (s *Server) handle(conn *clientConn, args [][]byte) {
 	defer func() {
 		if r := recover(); r != nil {
-			s.log.Error("resp: panic in a command", "panic", r, "command", commandName(cmd.Args))
+			s.log.Error("resp: panic in a command", "panic", r, "command", commandName(args))
 			conn.WriteError("ERR internal error")
 		}
 	}()
-	if batch := s.parallelBatch(conn, cmd); batch != nil {
+	if batch := s.parallelBatch(conn, args); batch != nil {
 		s.runParallel(conn, batch) // pipeline.go
 		return
 	}
 	st := stateOf(conn)
 	var c authConn = conn
-	var start time.Time
+	var start int64
 	if s.opts.Metrics != nil {
-		start = time.Now()
-		st.observed.Conn, st.observed.failed = conn, false
+		start = monoNanos()
+		st.observed.clientConn, st.observed.failed = conn, false
 		c = &st.observed
 		defer func() {
 			name := ""
-			if len(cmd.Args) > 0 {
-				name = commandName32(cmd.Args[0])
+			if len(args) > 0 {
+				name = commandName32(args[0])
 			}
-			s.opts.Metrics.Observe(name, st.observed.failed, time.Since(start))
+			s.opts.Metrics.Observe(name, st.observed.failed, time.Duration(monoNanos()-start))
 		}()
 	}
-	if s.opts.Auth != nil && s.gate(c, cmd.Args) {
+	if s.opts.Auth != nil && s.gate(c, args) {
 		return // answered: AUTH, or a refusal (auth.go)
 	}
-	if s.exec(s.requestContext(c), c, cmd.Args) {
+	if s.exec(s.requestContext(c), c, args) {
 		conn.Close()
 	}
 }
@@ -261,3 +311,10 @@ func commandName(args [][]byte) string {
 	}
 	return fmt.Sprintf("%.64q", args[0])
 }
+
+// monoBase is the origin of monoNanos.
+var monoBase = time.Now()
+
+// monoNanos returns nanoseconds on the monotonic clock: one clock read,
+// where time.Now reads two (the wall clock too). Command latencies use it.
+func monoNanos() int64 { return int64(time.Since(monoBase)) }
