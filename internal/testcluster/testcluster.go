@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
 	"strconv"
@@ -144,14 +145,25 @@ var handedOut = struct {
 
 // FreeAddr finds a loopback address whose port is free for both TCP and
 // UDP (memberlist binds both on one port) and was not handed out before.
+// Ports come from below Linux's ephemeral range (32768-60999 by default):
+// a port the kernel picked for ":0" is also what it picks as the source
+// port of outgoing connections, so another test process could take it
+// between this probe and the member's bind (seen as "address already in
+// use" when packages run in parallel).
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	for range 200 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("listen: %v", err)
+	for range 1000 {
+		addr := "127.0.0.1:" + strconv.Itoa(freePortLow+rand.IntN(freePortHigh-freePortLow))
+		handedOut.Lock()
+		dup := handedOut.ports[addr]
+		handedOut.Unlock()
+		if dup {
+			continue
 		}
-		addr := l.Addr().String()
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
 		u, err := net.ListenPacket("udp", addr)
 		_ = l.Close()
 		if err != nil {
@@ -159,7 +171,7 @@ func FreeAddr(t testing.TB) string {
 		}
 		_ = u.Close()
 		handedOut.Lock()
-		dup := handedOut.ports[addr]
+		dup = handedOut.ports[addr]
 		handedOut.ports[addr] = true
 		handedOut.Unlock()
 		if !dup {
@@ -169,6 +181,13 @@ func FreeAddr(t testing.TB) string {
 	t.Fatalf("no free port")
 	return ""
 }
+
+// The ports FreeAddr picks from: above the ports tests advertise without
+// binding (20000+, 21000+), below the ephemeral range.
+const (
+	freePortLow  = 22000
+	freePortHigh = 32000
+)
 
 // StartAll starts every member concurrently and waits for all New calls.
 func (c *Cluster) StartAll() {
