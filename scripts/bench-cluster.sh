@@ -11,7 +11,8 @@
 # 127.0.0.1), waits until every member is ready and no backup is syncing,
 # preloads the 100k keys, then runs
 #   redis-benchmark -p 7120 -t set,get -n $N -c 50 -d 100 -r 100000 -P $P --csv
-# and stops the members. Nothing is pinned: the three members and the
+# and stops the members (PROFILE=DIR: each member writes a CPU profile,
+# DIR/mN.cpu.pprof). Nothing is pinned: the three members and the
 # client share the machine's cores. Prints one line per run and per test
 # (rps, p50, p99 in ms). Needs redis-tools (installed with apt-get if
 # missing) and curl.
@@ -60,7 +61,8 @@ start_members() {
 	for i in 1 2 3; do
 		local join=""
 		for k in 1 2 3; do [ "$k" != "$i" ] && join="$join,127.0.0.1:7${k}22"; done
-		"$BIN" server --node-id "m$i" --data-dir "$WORK/m$i" --bootstrap-expect 3 --timing dev --log-level warn \
+		OLRIC_RAFT_CPUPROFILE=${PROFILE:+$PROFILE/m$i.cpu.pprof} \
+			"$BIN" server --node-id "m$i" --data-dir "$WORK/m$i" --bootstrap-expect 3 --timing dev --log-level warn \
 			--http-addr "127.0.0.1:7${i}80" --resp-addr "127.0.0.1:7${i}20" \
 			--cluster-addr "127.0.0.1:7${i}21" --gossip-addr "127.0.0.1:7${i}22" --join "${join#,}" \
 			>"$WORK/m$i.log" 2>&1 &
