@@ -86,6 +86,14 @@ func (n *Node) leaderLoop(stop <-chan struct{}) {
 		// proposes at most one entry and re-reads the committed state).
 		for range 64 {
 			changed, err := rl.step()
+			if errors.Is(err, fsm.ErrVersionConflict) {
+				// Another entry (a member's replica_in_sync, a
+				// mark_written) committed since the step read the
+				// table: expected while partitions move; step again
+				// on the new table.
+				n.log.Debug("reconcile step raced another entry; again", "err", err)
+				continue
+			}
 			if err != nil {
 				if !errors.Is(err, raft.ErrNotLeader) && !errors.Is(err, raft.ErrLeadershipLost) {
 					n.log.Warn("reconcile step failed", "err", err)
