@@ -17,6 +17,12 @@ import (
 // Response, rpcReply, replicateRequest, replItem, Mutation,
 // replicateReply, replResult): the reflection encoder and decoder of
 // vmihailenco/msgpack cost about a fifth of a member's CPU under load.
+// The partition copy a replItem carries (PartitionSnapshot and its
+// DMapSnapshot, EntrySnapshot and LockSnapshot) is coded by hand too, but
+// only from replItem's codec: those types keep no msgpack methods, so
+// elsewhere (transferReply, tests) they still take the reflection codec,
+// under the caller's unknown-key setting. A copy's dedupe records
+// (RequestSnapshot) are few and small: the library codes them.
 //
 // The wire format is exactly the reflection codec's (members running the
 // old and the new code interoperate; wire_test.go proves it byte for
@@ -55,7 +61,10 @@ import (
 // replies (rpcReply, Response, replicateReply, replResult) skip them; what
 // a message carries is decoded under its policy (a Response inside a
 // replicated Mutation refuses them). That is what the module's two call
-// paths ask for.
+// paths ask for. A copy's dedupe records are decoded by the library from
+// their raw bytes with the setting of the copy's message; the Response
+// in one skips unknown keys (its codec's own policy), as it did when the
+// library decoded whole copies.
 //
 // The codecs implement the library's default settings only; nothing in
 // this module changes them (no UseCompactInts, SetOmitEmpty,
@@ -72,6 +81,10 @@ var (
 	replResultFields       = []string{"p", "s", "part", "code", "msg"}
 	mutationFields         = []string{"s", "e", "k", "dm", "key", "v", "ver", "exp", "rid", "res"}
 	requestResultFields    = []string{"at", "fp", "resp", "code", "msg"}
+	snapshotFields         = []string{"fmt", "p", "seq", "fence", "dmaps", "reqs"}
+	dmapSnapshotFields     = []string{"name", "entries", "locks"}
+	entrySnapshotFields    = []string{"k", "v", "ver", "exp"}
+	lockSnapshotFields     = []string{"k", "tok", "exp"}
 )
 
 // Bounds on preallocation from an untrusted length.
@@ -365,11 +378,8 @@ func (it *replItem) encodeWire(w *wenc) {
 	w.u32("p", it.P)
 	w.u64("e", it.Epoch)
 	if it.Snap != nil {
-		// Copies are rare and large: the library encodes them.
 		w.key("snap")
-		if w.err == nil {
-			w.err = w.e.Encode(it.Snap)
-		}
+		it.Snap.encodeWire(w)
 	}
 	if it.Resume {
 		w.boolean("res", true)
@@ -446,6 +456,66 @@ func encodeRequestResult(w *wenc, r *RequestResult) {
 	if r.Message != "" {
 		w.str("msg", r.Message)
 	}
+}
+
+// encodeWire encodes s as the reflection encoder encodes a
+// PartitionSnapshot (which keeps no methods: see the package comment).
+func (s *PartitionSnapshot) encodeWire(w *wenc) {
+	w.mapLen(4 + b2i(len(s.DMaps) != 0) + b2i(len(s.Requests) != 0))
+	w.u8("fmt", s.Format)
+	w.u32("p", s.Partition)
+	w.u64("seq", s.Seq)
+	w.u64("fence", s.Fence)
+	if len(s.DMaps) != 0 {
+		w.key("dmaps")
+		w.arrayLen(len(s.DMaps))
+		for i := range s.DMaps {
+			s.DMaps[i].encodeWire(w)
+		}
+	}
+	if len(s.Requests) != 0 {
+		// Few and small: the library encodes them.
+		w.key("reqs")
+		if w.err == nil {
+			w.err = w.e.Encode(s.Requests)
+		}
+	}
+}
+
+func (d *DMapSnapshot) encodeWire(w *wenc) {
+	w.mapLen(1 + b2i(len(d.Entries) != 0) + b2i(len(d.Locks) != 0))
+	w.str("name", d.Name)
+	if len(d.Entries) != 0 {
+		w.key("entries")
+		w.arrayLen(len(d.Entries))
+		for i := range d.Entries {
+			d.Entries[i].encodeWire(w)
+		}
+	}
+	if len(d.Locks) != 0 {
+		w.key("locks")
+		w.arrayLen(len(d.Locks))
+		for i := range d.Locks {
+			d.Locks[i].encodeWire(w)
+		}
+	}
+}
+
+func (e *EntrySnapshot) encodeWire(w *wenc) {
+	w.mapLen(3 + b2i(e.ExpireAt != 0))
+	w.str("k", e.Key)
+	w.bin("v", e.Value) // not omitempty: nil is sent as nil, empty as empty
+	w.u64("ver", e.Version)
+	if e.ExpireAt != 0 {
+		w.i64("exp", e.ExpireAt)
+	}
+}
+
+func (l *LockSnapshot) encodeWire(w *wenc) {
+	w.mapLen(3)
+	w.str("k", l.Key)
+	w.u64("tok", l.Token)
+	w.i64("exp", l.ExpireAt)
 }
 
 // EncodeMsgpack implements msgpack.CustomEncoder.
@@ -932,14 +1002,7 @@ func (it *replItem) wireField(dec *msgpack.Decoder, st *wdec, key []byte) (bool,
 	case "e":
 		it.Epoch = decodeUint(dec, &err)
 	case "snap":
-		// Copies are rare and large: the library decodes them, under
-		// this message's unknown-key policy.
-		var raw msgpack.RawMessage
-		if raw, err = dec.DecodeRaw(); err == nil {
-			sub := msgpack.NewDecoder(bytes.NewReader(raw))
-			sub.DisallowUnknownFields(st.strict)
-			err = sub.Decode(&it.Snap)
-		}
+		err = decodeSnapshotPtr(dec, st, &it.Snap)
 	case "res":
 		it.Resume, err = dec.DecodeBool()
 	case "rsq":
@@ -1083,6 +1146,113 @@ func (r *replResult) wireField(dec *msgpack.Decoder, st *wdec, key []byte) (bool
 		r.Code, err = dec.DecodeString()
 	case "msg":
 		r.Message, err = dec.DecodeString()
+	default:
+		return false, nil
+	}
+	return true, err
+}
+
+// decodeSnapshotPtr decodes a *PartitionSnapshot field as decodeResponsePtr
+// does a *Response.
+func decodeSnapshotPtr(dec *msgpack.Decoder, st *wdec, p **PartitionSnapshot) error {
+	c, err := dec.PeekCode()
+	if err != nil {
+		return err
+	}
+	if c == msgpcode.Nil {
+		*p = nil
+		return dec.DecodeNil()
+	}
+	if *p == nil {
+		*p = new(PartitionSnapshot)
+	}
+	return decodeStruct(dec, st, *p, snapshotFields)
+}
+
+func (s *PartitionSnapshot) wireZero() { *s = PartitionSnapshot{} }
+
+func (s *PartitionSnapshot) wireField(dec *msgpack.Decoder, st *wdec, key []byte) (bool, error) {
+	var err error
+	switch string(key) {
+	case "fmt":
+		s.Format = uint8(decodeUint(dec, &err))
+	case "p":
+		s.Partition = uint32(decodeUint(dec, &err))
+	case "seq":
+		s.Seq = decodeUint(dec, &err)
+	case "fence":
+		s.Fence = decodeUint(dec, &err)
+	case "dmaps":
+		err = decodeSlice(dec, st, &s.DMaps, dmapSnapshotFields)
+	case "reqs":
+		err = decodeLibrary(dec, st, &s.Requests)
+	default:
+		return false, nil
+	}
+	return true, err
+}
+
+// decodeLibrary decodes the next value into v (a pointer) with the
+// library, under st's unknown-key policy. The Decoder has no getter for
+// its own setting, so a sub-decoder reads a copy of the value's bytes:
+// only for values that are few and small.
+func decodeLibrary(dec *msgpack.Decoder, st *wdec, v any) error {
+	raw, err := dec.DecodeRaw()
+	if err != nil {
+		return err
+	}
+	sub := msgpack.NewDecoder(bytes.NewReader(raw))
+	sub.DisallowUnknownFields(st.strict)
+	return sub.Decode(v)
+}
+
+func (d *DMapSnapshot) wireZero() { *d = DMapSnapshot{} }
+
+func (d *DMapSnapshot) wireField(dec *msgpack.Decoder, st *wdec, key []byte) (bool, error) {
+	var err error
+	switch string(key) {
+	case "name":
+		d.Name, err = dec.DecodeString()
+	case "entries":
+		err = decodeSlice(dec, st, &d.Entries, entrySnapshotFields)
+	case "locks":
+		err = decodeSlice(dec, st, &d.Locks, lockSnapshotFields)
+	default:
+		return false, nil
+	}
+	return true, err
+}
+
+func (e *EntrySnapshot) wireZero() { *e = EntrySnapshot{} }
+
+func (e *EntrySnapshot) wireField(dec *msgpack.Decoder, _ *wdec, key []byte) (bool, error) {
+	var err error
+	switch string(key) {
+	case "k":
+		e.Key, err = dec.DecodeString()
+	case "v":
+		e.Value, err = decodeBin(dec)
+	case "ver":
+		e.Version = decodeUint(dec, &err)
+	case "exp":
+		e.ExpireAt = decodeInt(dec, &err)
+	default:
+		return false, nil
+	}
+	return true, err
+}
+
+func (l *LockSnapshot) wireZero() { *l = LockSnapshot{} }
+
+func (l *LockSnapshot) wireField(dec *msgpack.Decoder, _ *wdec, key []byte) (bool, error) {
+	var err error
+	switch string(key) {
+	case "k":
+		l.Key, err = dec.DecodeString()
+	case "tok":
+		l.Token = decodeUint(dec, &err)
+	case "exp":
+		l.ExpireAt = decodeInt(dec, &err)
 	default:
 		return false, nil
 	}
