@@ -158,7 +158,7 @@ func (o *opCtx) get(req *Request) (*Response, error) {
 	d := o.part.dmaps[req.DMap]
 	ent := o.live(d, req.Key, hashKey(req.Key))
 	if ent == nil {
-		return nil, fmt.Errorf("%w: %s in dmap %q", ErrNotFound, quoteKey(req.Key), req.DMap)
+		return nil, &missingKeyError{key: req.Key, dmap: req.DMap}
 	}
 	ent.access = o.now
 	resp := &Response{Found: true, Value: ent.value(), Version: ent.version}
@@ -402,6 +402,17 @@ func parseCanonicalInt(b []byte) (int64, bool) {
 func bytesView(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // quoteKey quotes a key for an error message, shortened to 64 bytes.
+// missingKeyError is get's ErrNotFound. Misses are frequent (a cache
+// looked up before it is filled) and most callers only test errors.Is:
+// the message is built only when it is read.
+type missingKeyError struct{ key, dmap string }
+
+func (e *missingKeyError) Error() string {
+	return fmt.Sprintf("%v: %s in dmap %q", ErrNotFound, quoteKey(e.key), e.dmap)
+}
+
+func (e *missingKeyError) Unwrap() error { return ErrNotFound }
+
 func quoteKey(k string) string {
 	if len(k) > 64 {
 		return strconv.Quote(k[:64]) + "…"

@@ -294,6 +294,19 @@ func TestEngineStoresCopies(t *testing.T) {
 	}
 }
 
+// TestEngineMissingKeyError: get of a missing key is ErrNotFound and says
+// which key of which DMap (the message is built lazily).
+func TestEngineMissingKeyError(t *testing.T) {
+	e, _ := etEngine(t, Config{}, 1)
+	_, err := e.Do(context.Background(), 0, 1, &Request{Op: OpGet, DMap: "m", Key: "no\nkey"})
+	if !errors.Is(err, ErrNotFound) {
+		t.Fatalf("get of a missing key: %v", err)
+	}
+	if want := `dataplane: key not found: "no\nkey" in dmap "m"`; err.Error() != want {
+		t.Fatalf("message %q, want %q", err.Error(), want)
+	}
+}
+
 func TestEngineDeleteExists(t *testing.T) {
 	e, clk := etEngine(t, Config{}, 1)
 	if r := etMust(t, e, &Request{Op: OpDelete, DMap: "m", Key: "k"}); r.Deleted {

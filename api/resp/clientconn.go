@@ -51,6 +51,7 @@ type clientConn struct {
 	werr       error      // the first write error; later writes are dropped
 	closing    bool       // Close was called: stop after the current command
 	protoErr   string     // a protocol error after c.cmds: answered, then the end
+	lastMono   int64      // monoNanos when the last command ended; 0: read the clock
 	state      any        // Context / SetContext
 }
 
@@ -187,6 +188,7 @@ func (s *Server) serveConn(c *clientConn) {
 			}
 			continue
 		}
+		c.lastMono = 0 // the first command's latency starts now
 		for len(c.cmds) > 0 && !c.closing {
 			args := c.cmds[0]
 			c.cmds = c.cmds[1:]
@@ -195,6 +197,7 @@ func (s *Server) serveConn(c *clientConn) {
 				if c.flush() != nil {
 					return
 				}
+				c.lastMono = 0
 			}
 		}
 		if c.protoErr != "" && !c.closing {

@@ -284,9 +284,14 @@ func (s *Server) handle(conn *clientConn, args [][]byte) {
 	}
 	st := stateOf(conn)
 	var c authConn = conn
-	var start int64
 	if s.opts.Metrics != nil {
-		start = monoNanos()
+		// One clock read per command: a command starts when the one
+		// before it on this connection ended (they run back to back),
+		// or when its batch was read (serveConn clears lastMono).
+		start := conn.lastMono
+		if start == 0 {
+			start = monoNanos()
+		}
 		st.observed.clientConn, st.observed.failed = conn, false
 		c = &st.observed
 		defer func() {
@@ -294,7 +299,9 @@ func (s *Server) handle(conn *clientConn, args [][]byte) {
 			if len(args) > 0 {
 				name = commandName32(args[0])
 			}
-			s.opts.Metrics.Observe(name, st.observed.failed, time.Duration(monoNanos()-start))
+			end := monoNanos()
+			conn.lastMono = end
+			s.opts.Metrics.Observe(name, st.observed.failed, time.Duration(end-start))
 		}()
 	}
 	if s.opts.Auth != nil && s.gate(c, args) {
