@@ -269,10 +269,15 @@ func BenchmarkJoinRebalance(b *testing.B) {
 		reportMaxP99(b, handoffs, "handoff")
 		reportMaxP99(b, moving, "moving-%s-write")
 		reportMaxP99(b, still, "still-%s-write")
-		b.Logf("join rebalanced %d keys in %s; %d writes meanwhile, longest %s; %d handoffs: max %s p99 %s; "+
+		var handoffP50 time.Duration
+		if len(handoffs) > 0 {
+			handoffP50 = handoffs[len(handoffs)/2]
+			b.ReportMetric(float64(handoffP50.Microseconds())/1000, "handoff-p50-ms")
+		}
+		b.Logf("join rebalanced %d keys in %s; %d writes meanwhile, longest %s; %d handoffs: max %s p99 %s p50 %s; "+
 			"writes to moved partitions: %d, max %s p99 %s; to the others: %d, max %s p99 %s",
 			n, took.Round(time.Millisecond), len(lat), lat[len(lat)-1],
-			len(handoffs), maxOf(handoffs), p99Of(handoffs),
+			len(handoffs), maxOf(handoffs), p99Of(handoffs), handoffP50,
 			len(moving), maxOf(moving), p99Of(moving), len(still), maxOf(still), p99Of(still))
 		cancel()
 		c.CloseAll()

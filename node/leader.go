@@ -89,10 +89,12 @@ func (n *Node) leaderLoop(stop <-chan struct{}) {
 			if errors.Is(err, fsm.ErrVersionConflict) {
 				// Another entry (a member's replica_in_sync, a
 				// mark_written) committed since the step read the
-				// table: expected while partitions move; step again
-				// on the new table.
-				n.log.Debug("reconcile step raced another entry; again", "err", err)
-				continue
+				// table: expected while partitions move. The entry
+				// that won kicks the loop again (or the next tick
+				// does); stepping again at once made the leader flood
+				// the log with conflicting proposals.
+				n.log.Debug("reconcile step raced another entry", "err", err)
+				break
 			}
 			if err != nil {
 				if !errors.Is(err, raft.ErrNotLeader) && !errors.Is(err, raft.ErrLeadershipLost) {
