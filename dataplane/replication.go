@@ -25,8 +25,20 @@ import (
 // the partition up to the sequence number the request left it at. A backup
 // that refuses or does not answer within ReplicationTimeout is reported to
 // the leader, which removes it from the partition by a committed entry;
-// only then can the request be answered without it. A syncing backup whose
-// copy has been applied is reported in sync.
+// only then can the request be answered without it.
+//
+// A syncing backup is reported in sync only once it holds every write
+// the primary acknowledged, not merely its copy: writes acknowledged while
+// it was syncing did not wait for it, and the ones queued behind its copy
+// may still be on their way. So, once its copy is applied, it "joins":
+// every request from then on waits for it as for an in-sync backup, and
+// the highest sequence number acknowledged before (repPart.maxAcked) is
+// its target; it is reported in sync once it acknowledged that target.
+// Reporting it at its copy let the leader promote it (a planned move, or a
+// failover) while a write acknowledged just before was still queued for
+// it: the write was lost (found by the Jepsen harness, kill-leader: a
+// restarted member slow to take its copy was reported in sync and made
+// primary at once).
 
 // MethodReplicate carries a primary's copies and mutations to a backup.
 const MethodReplicate = "dmap.replicate"
@@ -135,6 +147,20 @@ type repPart struct {
 	// let its waiters go on (made by the first waiter; a global change
 	// closes replication.changed instead).
 	changed chan struct{}
+	// maxAcked is the highest sequence number a request answered at
+	// epoch ackEpoch waited for (set under mu together with the check
+	// that let it go). Kept when the partition stops being served here,
+	// for the fence answer to the next primary.
+	ackEpoch, maxAcked uint64
+}
+
+// noteAckedLocked records that a request at epoch left partition rp at
+// sequence number seq and is answered.
+func (rp *repPart) noteAckedLocked(epoch, seq uint64) {
+	if rp.ackEpoch != epoch {
+		rp.ackEpoch, rp.maxAcked = epoch, 0
+	}
+	rp.maxAcked = max(rp.maxAcked, seq)
 }
 
 type repPeer struct {
@@ -148,7 +174,13 @@ type repPeer struct {
 	// acked the highest sequence number it reported applied.
 	snapSeq, acked uint64
 	gotSnap        bool
-	failed         bool
+	// joined: its copy is applied, and every request since waits for it
+	// (an in-sync backup, for the primary, whether or not the table says
+	// so yet). syncTarget: the highest sequence number acknowledged
+	// before it joined; it is reported in sync once acked reaches it.
+	joined     bool
+	syncTarget uint64
+	failed     bool
 	// reported: an in-sync or failure report for it was queued.
 	reported bool
 }
@@ -295,7 +327,7 @@ func (s *Service) syncReplication(t *metadata.RoutingTable) {
 				}
 				continue
 			}
-			if !peer.reported && !peer.failed && peer.gotSnap && slices.Contains(p.Syncing, b) {
+			if !peer.reported && !peer.failed && peer.caughtUp() && slices.Contains(p.Syncing, b) {
 				peer.reported = true
 				s.queueReportLocked(ReplicaReport{Partition: p.ID, Epoch: epoch, Member: b, InSync: true})
 			}
@@ -598,17 +630,25 @@ func (s *Service) sendBatch(l *peerLink, addr string, batch []repItem, bulk bool
 		if res.Seq >= peer.snapSeq {
 			peer.gotSnap = true
 		}
+		if peer.gotSnap && !peer.joined {
+			// From here on every request waits for it; what was
+			// acknowledged before must reach it before it is in sync.
+			peer.joined = true
+			if rp.ackEpoch == rp.epoch {
+				peer.syncTarget = rp.maxAcked
+			}
+		}
 		if bulk && peer.bulk && peer.gotSnap && peer.bulkQueued == 0 {
 			peer.bulk = false // delivered: its next mutations take the fast lane
 		}
 	}
-	// A syncing backup that has its copy is reported on the next table
-	// or here, whichever comes first.
+	// A syncing backup that caught up is reported on the next table or
+	// here, whichever comes first.
 	t := s.cfg.Routing.Routing()
 	for _, res := range reply.Results {
 		rp := &r.parts[res.P]
 		peer := rp.peers[l.id]
-		if peer == nil || peer.failed || peer.reported || !peer.gotSnap {
+		if peer == nil || peer.failed || peer.reported || !peer.caughtUp() {
 			continue
 		}
 		if p, ok := t.Partition(res.P); ok && p.LeaderEpoch == rp.epoch && slices.Contains(p.Syncing, l.id) {
@@ -621,6 +661,12 @@ func (s *Service) sendBatch(l *peerLink, addr string, batch []repItem, bulk bool
 			r.broadcastPartLocked(res.P)
 		}
 	}
+}
+
+// caughtUp: the backup holds its copy and every write acknowledged
+// before it joined (see joined).
+func (peer *repPeer) caughtUp() bool {
+	return peer.joined && peer.acked >= peer.syncTarget
 }
 
 func (s *Service) failPeerLocked(p uint32, rp *repPart, peer *repPeer) {
@@ -722,9 +768,11 @@ var errReplicaLost = errors.New("dataplane: partition moved on before its backup
 // waitReplicated waits until every in-sync backup of partition pid (led
 // here at epoch) has applied it up to its current sequence number (read
 // once there is a backup to wait for; called after the request's change,
-// so that number covers it). A backup that failed is removed
-// by the leader meanwhile (reportLoop), which lets the wait end without
-// it.
+// so that number covers it). A syncing backup that joined (its copy is
+// applied) counts as in sync. A backup that failed is removed by the
+// leader meanwhile (reportLoop), which lets the wait end without it. The
+// number is recorded as acknowledged (maxAcked) in the same step as the
+// check that ends the wait.
 func (s *Service) waitReplicated(ctx context.Context, pid uint32, epoch uint64) error {
 	r := &s.rep
 	var waitStart time.Time // when it first had to wait (for the metric)
@@ -743,8 +791,10 @@ func (s *Service) waitReplicated(ctx context.Context, pid uint32, epoch uint64) 
 		if p.Primary != s.self || p.LeaderEpoch != epoch {
 			return fmt.Errorf("%w: partition %d is at epoch %d led by %q", errReplicaLost, pid, p.LeaderEpoch, p.Primary)
 		}
-		if len(p.Backups) == len(p.Syncing) {
-			return nil // no backup in sync in the current table: nothing to wait for
+		if len(p.Backups) == 0 {
+			// No backup in the current table: nothing to wait for. A
+			// backup added later gets a copy taken after this change.
+			return nil
 		}
 		if !haveSeq {
 			seq, haveSeq = s.engine.Seq(pid), true
@@ -761,12 +811,16 @@ func (s *Service) waitReplicated(ctx context.Context, pid uint32, epoch uint64) 
 			if !done {
 				break
 			}
-			if slices.Contains(p.Syncing, b) {
+			peer := rp.peers[b]
+			if slices.Contains(p.Syncing, b) && (peer == nil || !peer.joined) {
 				continue
 			}
-			if peer := rp.peers[b]; peer == nil || peer.acked < seq || !peer.gotSnap {
+			if peer == nil || peer.acked < seq || !peer.gotSnap {
 				done = false
 			}
+		}
+		if done {
+			rp.noteAckedLocked(epoch, seq)
 		}
 		r.mu.Unlock()
 		if done {

@@ -559,7 +559,17 @@ func (s *Service) fencePrevious(p metadata.Partition, prev metadata.Member) erro
 	if reply.Code != "" {
 		return fmt.Errorf("fencing partition %d on %s refused: %s: %s", p.ID, prev.ID, reply.Code, reply.Message)
 	}
-	if reply.Resumable && reply.Seq == s.engine.Seq(p.ID) {
+	own := s.engine.Seq(p.ID)
+	if reply.AckedEpoch == p.PrevEpoch && reply.AckedSeq > own {
+		// Cannot happen while a backup is reported in sync only once it
+		// holds every acknowledged write (replication.go); if it does,
+		// say so loudly: acknowledged writes are missing here.
+		s.stats.promotedBehind.Add(1)
+		s.log.Error("promoted copy lacks acknowledged writes of the previous primary",
+			"partition", p.ID, "epoch", p.LeaderEpoch, "previous_primary", prev.ID,
+			"acknowledged_seq", reply.AckedSeq, "own_seq", own)
+	}
+	if reply.Resumable && reply.Seq == own {
 		s.rep.mu.Lock()
 		s.rep.resume[p.ID] = resumeHint{member: prev.ID, epoch: p.LeaderEpoch, seq: reply.Seq}
 		s.rep.mu.Unlock()
@@ -576,6 +586,11 @@ type transferReply struct {
 	// may resume as a backup from there (Resumable).
 	Seq       uint64 `msgpack:"seq,omitempty"`
 	Resumable bool   `msgpack:"rs,omitempty"`
+	// AckedSeq: the highest sequence number a request it answered at
+	// epoch AckedEpoch left the partition at (a fence-only answer); the
+	// promoted copy must be at least there.
+	AckedEpoch uint64 `msgpack:"ae,omitempty"`
+	AckedSeq   uint64 `msgpack:"as,omitempty"`
 }
 
 var errNotHolder = errors.New("dataplane: previous primary does not hold the partition")
@@ -654,6 +669,11 @@ func (s *Service) serveTransfer(ctx context.Context, req transferRequest) transf
 			held = s.mu.ready[p.ID] // (OnRouting may not have seen this table yet)
 		}
 		s.mu.ready[p.ID] = 0
+		s.rep.mu.Lock()
+		if rp := &s.rep.parts[p.ID]; rp.ackEpoch == held && held != 0 {
+			reply.AckedEpoch, reply.AckedSeq = rp.ackEpoch, rp.maxAcked
+		}
+		s.rep.mu.Unlock()
 		if p.PrevPrimary == s.self {
 			if held == p.PrevEpoch && held != 0 && p.LeaderEpoch == req.Epoch && slices.Contains(p.Backups, s.self) {
 				// We led it at the epoch before, and back it up now: we

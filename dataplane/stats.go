@@ -70,6 +70,11 @@ type ServiceStats struct {
 	// did not answer); BackupsInSync counts syncing backups reported
 	// filled.
 	BackupsFailed, BackupsInSync uint64
+	// PromotedBehind counts partitions this member was promoted to lead
+	// with a copy behind the highest sequence number the previous primary
+	// acknowledged: acknowledged writes missing. Always 0 unless there is
+	// a bug; it is logged at error level.
+	PromotedBehind uint64
 	// TransferredBytes counts partition data pulled from a previous
 	// primary (handover without a backup in sync).
 	TransferredBytes uint64
@@ -134,6 +139,7 @@ type serviceStats struct {
 	sentBatches     [2]atomic.Uint64
 	backupsFailed   atomic.Uint64
 	backupsInSync   atomic.Uint64
+	promotedBehind  atomic.Uint64
 	transferred     atomic.Uint64
 	handoffPause    latency.Histogram
 	handoffMu       sync.Mutex
@@ -160,6 +166,7 @@ func (s *Service) Stats() ServiceStats {
 		ReplicationWait:  s.stats.replicationWait.Snapshot(),
 		BackupsFailed:    s.stats.backupsFailed.Load(),
 		BackupsInSync:    s.stats.backupsInSync.Load(),
+		PromotedBehind:   s.stats.promotedBehind.Load(),
 		TransferredBytes: s.stats.transferred.Load(),
 		HandoffPause:     s.stats.handoffPause.Snapshot(),
 	}

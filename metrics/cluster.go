@@ -32,6 +32,7 @@ const (
 	nameReplBatches    = "olric_raft_replication_batches_total"
 	nameReplFailed     = "olric_raft_replication_backups_failed_total"
 	nameReplInSync     = "olric_raft_replication_backups_in_sync_total"
+	namePromotedBehind = "olric_raft_promoted_behind_total"
 	nameTransferred    = "olric_raft_handoff_transferred_bytes_total"
 	nameReplLag        = "olric_raft_replication_lag_seconds"
 	nameReplQueued     = "olric_raft_replication_queued_items"
@@ -56,6 +57,7 @@ var (
 	descReplBatches    = family(nameReplBatches, "Replication batches sent to backups, by lane.", "lane")
 	descReplFailed     = family(nameReplFailed, "Backups this member reported out of sync (refused or did not answer in time).")
 	descReplInSync     = family(nameReplInSync, "Syncing backups this member reported filled (in sync).")
+	descPromotedBehind = family(namePromotedBehind, "Partitions this member was promoted to lead with a copy behind what the previous primary acknowledged (acknowledged writes missing; 0 unless there is a bug).")
 	descTransferred    = family(nameTransferred, "Bytes of partition data pulled from a previous primary (handover without a backup in sync).")
 	descReplLag        = family(nameReplLag, "Age of the oldest mutation or copy sent or queued to a backup and not yet acknowledged (0: caught up).", "backup")
 	descReplQueued     = family(nameReplQueued, "Items waiting to be sent to a backup, by lane.", "backup", "lane")
@@ -66,7 +68,7 @@ var (
 var clusterDescs = []*prometheus.Desc{
 	descProposal, descFSMApply, descLeaseRenewals, descLeaseExpiries, descLeaseGrants, descMembersFailed,
 	descMemberParts, descInSync,
-	descForwarded, descRetries, descReplWait, descReplBytes, descReplBatches, descReplFailed, descReplInSync,
+	descForwarded, descRetries, descReplWait, descReplBytes, descReplBatches, descReplFailed, descReplInSync, descPromotedBehind,
 	descTransferred, descReplLag, descReplQueued, descSyncingHandoff, descHandoffPause,
 }
 
@@ -179,6 +181,7 @@ func (c nodeCollector) collectReplication(ch chan<- prometheus.Metric, g func(*p
 	}
 	counter(descReplFailed, s.BackupsFailed)
 	counter(descReplInSync, s.BackupsInSync)
+	counter(descPromotedBehind, s.PromotedBehind)
 	counter(descTransferred, s.TransferredBytes)
 	for _, b := range s.Backups {
 		id := string(b.Member)

@@ -203,9 +203,10 @@
 // checkers_test.go checks the checkers on hand-made histories (no root
 // needed), the operator nemeses' check (checkNemesis) included, and that
 // every nemesis name is accepted. jepsen_test.go (root, skipped with -short) runs two 30 s
-// passes of isolate-primary with the set and register workloads: one
-// with `--unsafe-test-fault ack-before-replication`, where the cut-off
-// primary acknowledges writes during its last lease that the failover then
-// loses, and which must report an anomaly; one with a correct cluster,
-// which must report none.
+// passes of isolate-primary: one with `--unsafe-test-fault
+// ack-before-replication` and 24 clients on the set workload, where the
+// cut-off primary acknowledges adds during its last lease that the
+// failover then loses, and which must report lost adds; one with a correct
+// cluster, 6 clients on the set and register workloads, which must report
+// none.
 package jepsen

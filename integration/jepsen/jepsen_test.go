@@ -39,10 +39,10 @@ func harnessBinary(t *testing.T) string {
 	return binPath
 }
 
-// runPass runs one short pass (isolate the primary of a hot key three
-// times, register and set workloads) and returns its result. The run
-// folder is kept when the test fails, removed otherwise.
-func runPass(t *testing.T, unsafe []string) *Result {
+// runPass runs one short pass (isolate the primary of a hot key, at least
+// twice, with the given workloads and number of clients) and returns its
+// result. The run folder is kept when the test fails, removed otherwise.
+func runPass(t *testing.T, unsafe []string, workloads []string, clients int) *Result {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("runs five real processes in network namespaces for about a minute")
@@ -67,8 +67,8 @@ func runPass(t *testing.T, unsafe []string) *Result {
 		TimeLimit: 30 * time.Second,
 		Interval:  4 * time.Second,
 		Nemesis:   "isolate-primary",
-		Workloads: []string{WorkloadSet, WorkloadRegister},
-		Clients:   6,
+		Workloads: workloads,
+		Clients:   clients,
 		Seed:      11,
 		OutDir:    out,
 		Bin:       harnessBinary(t),
@@ -90,23 +90,30 @@ func runPass(t *testing.T, unsafe []string) *Result {
 
 // TestCheckersCatchAckBeforeReplication runs a cluster whose primaries
 // acknowledge writes before their backups applied them, and cuts off the
-// primary of a hot key three times: the writes the cut-off primary
-// acknowledged during its last lease are lost at the failover, and the
-// set (or register) checker must say so.
+// primary of a hot key at least twice: the writes the cut-off primary
+// acknowledged during its last lease (at most one lease period, 1 s) are
+// lost at the failover, and the set checker must say so.
+//
+// Only the adds sent straight to the cut-off member for a partition it
+// leads are acknowledged in that window; a client whose add goes to it for
+// another partition waits for its timeout, as the forward cannot reach the
+// primary. With 6 clients on set and register, 2 passes of 5 had no such
+// add and passed the broken cluster (one of them in CI); with 24 clients on
+// the set workload alone, 5 passes of 5 lost 3 to 11 adds each.
 func TestCheckersCatchAckBeforeReplication(t *testing.T) {
-	res := runPass(t, []string{"ack-before-replication"})
+	res := runPass(t, []string{"ack-before-replication"}, []string{WorkloadSet}, 24)
 	if res.Valid() {
 		t.Fatalf("a cluster that acknowledges before replicating passed the checkers: %v", res.Anomalies)
 	}
-	if res.Anomalies["set/lost"] == 0 && res.Anomalies["register/nonlinearizable"] == 0 {
-		t.Fatalf("anomalies %v, want set/lost or register/nonlinearizable", res.Anomalies)
+	if res.Anomalies["set/lost"] == 0 {
+		t.Fatalf("anomalies %v, want set/lost", res.Anomalies)
 	}
 }
 
 // TestCorrectClusterUnderIsolatedPrimary is the same pass with the safety
 // mechanisms intact: no anomaly.
 func TestCorrectClusterUnderIsolatedPrimary(t *testing.T) {
-	res := runPass(t, nil)
+	res := runPass(t, nil, []string{WorkloadSet, WorkloadRegister}, 6)
 	if !res.Valid() {
 		t.Fatalf("anomalies with a correct cluster: %v (run folder %s)", res.Anomalies, res.Dir)
 	}
