@@ -20,8 +20,10 @@ import (
 // primary are coalesced: each is queued for its member, and a sender per
 // member (at most maxForwardSenders at once) takes everything queued and
 // sends it as one dmap.do_batch RPC — one frame, one dispatch and one
-// reply instead of one each — which the primary runs concurrently, so
-// the writes' replication waits overlap (and share replication batches).
+// reply instead of one each. The primary applies the batch's key reads and
+// writes one after the other, then waits for their backups (their
+// mutations went out together, so the waits overlap and share replication
+// batches); a request that may block (a lock that waits) runs on its own.
 // A lone request goes at once as a plain dmap.do: nothing ever waits to
 // fill a batch. Batches form only while earlier ones are in flight.
 //
@@ -32,7 +34,7 @@ import (
 // so its caller may reuse the Request (a retry) at once.
 
 // MethodDoBatch runs several Requests on this member, each as MethodDo
-// would, concurrently; the reply holds one rpcReply per request, in order.
+// would (serveBatch); the reply holds one rpcReply per request, in order.
 const MethodDoBatch = "dmap.do_batch"
 
 // maxForwardBatch bounds the requests of one batch; maxForwardSenders
@@ -87,12 +89,22 @@ func (s *Service) forwardQueue(addr string) *fwdQueue {
 // forwardQueued sends req to the primary at m through m's queue and waits
 // for its reply, the abort channel (its partition moved on) or ctx.
 func (s *Service) forwardQueued(ctx context.Context, m metadata.Member, req *Request, abort <-chan struct{}) (*rpcReply, error, bool) {
+	c, err := s.enqueueForward(ctx, m, req)
+	if err != nil {
+		return nil, err, false
+	}
+	return awaitForward(ctx, c, abort)
+}
+
+// enqueueForward queues req (encoded now: the caller may reuse it) for the
+// primary at m.
+func (s *Service) enqueueForward(ctx context.Context, m metadata.Member, req *Request) (*fwdCall, error) {
 	body, err := encodeRequest(req)
 	if err != nil {
-		return nil, fmt.Errorf("%w: encode request: %v", ErrInvalid, err), false
+		return nil, fmt.Errorf("%w: encode request: %v", ErrInvalid, err)
 	}
 	if s.ctx.Err() != nil {
-		return nil, fmt.Errorf("%w: the data plane is closed", ErrUnavailable), false
+		return nil, fmt.Errorf("%w: the data plane is closed", ErrUnavailable)
 	}
 	c := &fwdCall{body: body, done: make(chan struct{})}
 	c.deadline, _ = ctx.Deadline()
@@ -108,6 +120,12 @@ func (s *Service) forwardQueued(ctx context.Context, m metadata.Member, req *Req
 		s.wg.Add(1)
 		go s.sendQueued(q)
 	}
+	return c, nil
+}
+
+// awaitForward waits for c's reply, the abort channel (its partition moved
+// on: movedOn) or ctx.
+func awaitForward(ctx context.Context, c *fwdCall, abort <-chan struct{}) (reply *rpcReply, err error, movedOn bool) {
 	select {
 	case <-c.done:
 		if c.err != nil {
@@ -333,7 +351,9 @@ func (s *Service) sendForwardBatch(q *fwdQueue, batch []*fwdCall) {
 var errBadBatchReply = errors.New("dataplane: malformed batch reply")
 
 // serveBatch runs a MethodDoBatch body: every request as MethodDo would,
-// concurrently (on the service's kept goroutines).
+// in flight together: applied one after the other, then answered as their
+// backups acknowledge (requests that may block run on the service's kept
+// goroutines).
 func (s *Service) serveBatch(ctx context.Context, body []byte) ([]byte, error) {
 	var req batchRequestIn
 	if err := strictmsgpack.Unmarshal(body, &req); err != nil {
@@ -343,17 +363,39 @@ func (s *Service) serveBatch(ctx context.Context, body []byte) ([]byte, error) {
 		return msgpack.Marshal(&batchReply{Code: CodeInvalid, Message: fmt.Sprintf("a batch of %d requests, over %d", len(req.Reqs), maxForwardBatch)})
 	}
 	reply := batchReply{Replies: make([]rpcReply, len(req.Reqs))}
+	// Requests that cannot block (key reads and writes) are applied one
+	// after the other on this goroutine, then wait for their backups one
+	// after the other (their mutations went out together, so the waits
+	// overlap). Any other (a lock that waits, a scan) runs on a goroutine
+	// of its own.
 	var wg sync.WaitGroup
-	last := len(req.Reqs) - 1
-	for i := range last {
-		wg.Add(1)
-		s.workers.Go(func() {
-			defer wg.Done()
-			reply.Replies[i] = s.serveRequest(ctx, &req.Reqs[i])
-		})
+	runs := make([]localRun, len(req.Reqs))
+	applied := make([]bool, len(req.Reqs))
+	for i := range req.Reqs {
+		r := &req.Reqs[i]
+		if !r.Op.nonBlocking() {
+			wg.Add(1)
+			s.workers.Go(func() {
+				defer wg.Done()
+				reply.Replies[i] = s.serveRequest(ctx, r)
+			})
+			continue
+		}
+		if err := s.localApply(ctx, r, &runs[i]); err != nil {
+			reply.Replies[i] = rpcReply{Version: runs[i].version(), Code: codeFor(err), Message: err.Error()}
+			continue
+		}
+		applied[i] = true
 	}
-	if last >= 0 {
-		reply.Replies[last] = s.serveRequest(ctx, &req.Reqs[last]) // on this goroutine
+	for i := range req.Reqs {
+		if applied[i] {
+			resp, version, err := s.localFinish(ctx, &req.Reqs[i], &runs[i])
+			if err != nil {
+				reply.Replies[i] = rpcReply{Version: version, Code: codeFor(err), Message: err.Error()}
+			} else {
+				reply.Replies[i] = rpcReply{Version: version, Resp: resp}
+			}
+		}
 	}
 	wg.Wait()
 	size := 0

@@ -59,6 +59,16 @@ func (o Op) String() string {
 	return "unknown"
 }
 
+// nonBlocking: the operation never waits inside the engine (a lock may
+// wait for its holder; a scan or destroy walks a whole partition).
+func (o Op) nonBlocking() bool {
+	switch o {
+	case OpGet, OpPut, OpDelete, OpExpire, OpIncr, OpIncrByFloat, OpGetPut, OpExists, OpUnlock, OpLease:
+		return true
+	}
+	return false
+}
+
 // IsWrite reports whether the operation changes state (and so is
 // indeterminate when its outcome is unknown).
 func (o Op) IsWrite() bool {

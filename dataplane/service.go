@@ -839,18 +839,50 @@ func partitionOf(t *metadata.RoutingTable, req *Request) (uint32, error) {
 // local serves req as the primary of its partition. It returns the routing
 // version it acted on (so a forwarder told "stale" knows what to wait for).
 func (s *Service) local(ctx context.Context, req *Request) (*Response, uint64, error) {
+	var run localRun
+	if err := s.localApply(ctx, req, &run); err != nil {
+		return nil, run.version(), err
+	}
+	return s.localFinish(ctx, req, &run)
+}
+
+// localRun is a request applied here (localApply) whose answer waits for
+// its backups (localFinish).
+type localRun struct {
+	t     *metadata.RoutingTable
+	pid   uint32
+	epoch uint64
+	resp  *Response
+	err   error // the engine's
+}
+
+func (r *localRun) version() uint64 {
+	if r.t == nil {
+		return 0
+	}
+	return r.t.Version
+}
+
+// localApply runs the checks of a request served here as primary and
+// applies it to the engine; an error means it was not applied (nothing to
+// finish). Apart from a partition's first write (a Raft commit), it does
+// not block: requests of a batch are applied one after the other, then
+// finished.
+func (s *Service) localApply(ctx context.Context, req *Request, run *localRun) error {
 	t := s.cfg.Routing.Routing()
+	run.t = t
 	if req.RoutingVersion > t.Version {
 		wctx, cancel := context.WithTimeout(ctx, s.cfg.RouteTimeout)
 		nt, err := s.cfg.Routing.WaitRouting(wctx, req.RoutingVersion)
 		cancel()
 		if err != nil {
-			return nil, t.Version, fmt.Errorf("%w: routing version %d not reached here", ErrUnavailable, req.RoutingVersion)
+			return fmt.Errorf("%w: routing version %d not reached here", ErrUnavailable, req.RoutingVersion)
 		}
 		t = nt
+		run.t = t
 	}
 	if !t.Initialized() {
-		return nil, t.Version, fmt.Errorf("%w: routing table not initialized", ErrUnavailable)
+		return fmt.Errorf("%w: routing table not initialized", ErrUnavailable)
 	}
 	var pid uint32
 	if req.pid != 0 && req.pid <= t.PartitionCount {
@@ -858,42 +890,52 @@ func (s *Service) local(ctx context.Context, req *Request) (*Response, uint64, e
 	} else {
 		var err error
 		if pid, err = partitionOf(t, req); err != nil {
-			return nil, t.Version, err
+			return err
 		}
 	}
 	var err error
 	p := &t.Partitions[pid]
 	if p.Primary != s.self {
-		return nil, t.Version, fmt.Errorf("%w: %s is not the primary of partition %d at version %d", ErrStaleRouting, s.self, pid, t.Version)
+		return fmt.Errorf("%w: %s is not the primary of partition %d at version %d", ErrStaleRouting, s.self, pid, t.Version)
 	}
 	if req.LeaderEpoch != 0 && req.LeaderEpoch != p.LeaderEpoch {
-		return nil, t.Version, fmt.Errorf("%w: partition %d is at epoch %d, request at %d", ErrStaleRouting, pid, p.LeaderEpoch, req.LeaderEpoch)
+		return fmt.Errorf("%w: partition %d is at epoch %d, request at %d", ErrStaleRouting, pid, p.LeaderEpoch, req.LeaderEpoch)
 	}
 	s.mu.Lock()
 	ready := s.mu.ready[pid] == p.LeaderEpoch
 	s.mu.Unlock()
 	if !ready {
-		return nil, t.Version, fmt.Errorf("%w: partition %d at epoch %d", errPartitionNotReady, pid, p.LeaderEpoch)
+		return fmt.Errorf("%w: partition %d at epoch %d", errPartitionNotReady, pid, p.LeaderEpoch)
 	}
 	if !s.leaseValid() {
-		return nil, t.Version, fmt.Errorf("%w: %s holds no current primary lease (cut off from the Raft leader?)", errNoLease, s.self)
+		return fmt.Errorf("%w: %s holds no current primary lease (cut off from the Raft leader?)", errNoLease, s.self)
 	}
 	if req.Op.IsWrite() && req.Op != OpDestroy && !p.Written {
 		if t, err = s.ensureWritten(ctx, pid, p.LeaderEpoch); err != nil {
-			return nil, t.Version, err
+			run.t = t
+			return err
 		}
+		run.t = t
 	}
-	resp, err := s.engine.Do(ctx, pid, p.LeaderEpoch, req)
-	if errors.Is(err, ErrFencedEpoch) {
+	run.pid, run.epoch = pid, p.LeaderEpoch
+	run.resp, run.err = s.engine.Do(ctx, pid, p.LeaderEpoch, req)
+	if errors.Is(run.err, ErrFencedEpoch) {
 		// The partition moved on between our routing check and the engine.
-		return nil, t.Version, fmt.Errorf("%w: %w", ErrStaleRouting, err)
+		return fmt.Errorf("%w: %w", ErrStaleRouting, run.err)
 	}
+	return nil
+}
+
+// localFinish answers a request localApply applied, once its backups
+// hold the partition's state it saw.
+func (s *Service) localFinish(ctx context.Context, req *Request, run *localRun) (*Response, uint64, error) {
+	t, pid, epoch, resp, err := run.t, run.pid, run.epoch, run.resp, run.err
 	// Whatever the result (a read, a write, a refused write): it reflects
 	// the partition's state up to its current sequence number, which every
 	// in-sync backup must hold before anyone is told.
 	var werr error
 	if !s.cfg.UnsafeAckBeforeReplication {
-		werr = s.waitReplicated(ctx, pid, p.LeaderEpoch)
+		werr = s.waitReplicated(ctx, pid, epoch)
 	}
 	if werr != nil {
 		if req.Op.IsWrite() {
@@ -917,7 +959,7 @@ func (s *Service) local(ctx context.Context, req *Request) (*Response, uint64, e
 		// (a member resuming from a pause renews its lease while a
 		// request that loaded the old table waits for a CPU): check the
 		// current one. Found by the Jepsen harness (pause-primary).
-		if cp, ok := s.cfg.Routing.Routing().Partition(pid); !ok || cp.Primary != s.self || cp.LeaderEpoch != p.LeaderEpoch {
+		if cp, ok := s.cfg.Routing.Routing().Partition(pid); !ok || cp.Primary != s.self || cp.LeaderEpoch != epoch {
 			return nil, t.Version, fmt.Errorf("%w: partition %d moved on while it was read (now epoch %d, led by %q)", ErrStaleRouting, pid, cp.LeaderEpoch, cp.Primary)
 		}
 	}
@@ -1039,14 +1081,14 @@ func (s *Service) Do(ctx context.Context, req *Request) (*Response, error) {
 			s.stats.forwarded.Add(1)
 			resp, version, err = s.forward(ctx, t, pid, p.Primary, fwd)
 		}
-		switch {
-		case err == nil:
+		if err == nil {
 			return resp, nil
-		case errors.Is(err, ErrIndeterminate):
-			return nil, err // it may have happened: never retried as if it had not
-		case errors.Is(err, ErrStaleRouting):
-			s.stats.retries[RetryStaleRouting].Add(1)
-			lastErr = err
+		}
+		if final := s.afterAttempt(ctx, req, err); final != nil {
+			return nil, final
+		}
+		lastErr = err
+		if errors.Is(err, ErrStaleRouting) {
 			if version > t.Version {
 				if deadline.IsZero() {
 					deadline = time.Now().Add(s.cfg.RouteTimeout)
@@ -1056,29 +1098,36 @@ func (s *Service) Do(ctx context.Context, req *Request) (*Response, error) {
 				cancel()
 			}
 			wait = time.Millisecond
-		case errors.Is(err, errPartitionNotReady), errors.Is(err, errUnreachable), errors.Is(err, errNoLease):
-			switch {
-			case errors.Is(err, errPartitionNotReady):
-				s.stats.retries[RetryNotReady].Add(1)
-			case errors.Is(err, errUnreachable):
-				s.stats.retries[RetryUnreachable].Add(1)
-			default:
-				s.stats.retries[RetryNoLease].Add(1)
-			}
-			lastErr = err
-		case errors.Is(err, errConnection):
-			if req.Op.IsWrite() {
-				return nil, fmt.Errorf("%w: %w", ErrIndeterminate, err)
-			}
-			s.stats.retries[RetryConnection].Add(1)
-			lastErr = err
-		default:
-			if ctx.Err() != nil {
-				return nil, s.ctxErr(ctx, req, err)
-			}
-			return nil, err
 		}
 	}
+}
+
+// afterAttempt classifies the error of one attempt at req: nil if it is
+// to be retried (counted by reason), else the error to return.
+func (s *Service) afterAttempt(ctx context.Context, req *Request, err error) error {
+	switch {
+	case errors.Is(err, ErrIndeterminate):
+		return err // it may have happened: never retried as if it had not
+	case errors.Is(err, ErrStaleRouting):
+		s.stats.retries[RetryStaleRouting].Add(1)
+	case errors.Is(err, errPartitionNotReady):
+		s.stats.retries[RetryNotReady].Add(1)
+	case errors.Is(err, errUnreachable):
+		s.stats.retries[RetryUnreachable].Add(1)
+	case errors.Is(err, errNoLease):
+		s.stats.retries[RetryNoLease].Add(1)
+	case errors.Is(err, errConnection):
+		if req.Op.IsWrite() {
+			return fmt.Errorf("%w: %w", ErrIndeterminate, err)
+		}
+		s.stats.retries[RetryConnection].Add(1)
+	default:
+		if ctx.Err() != nil {
+			return s.ctxErr(ctx, req, err)
+		}
+		return err
+	}
+	return nil
 }
 
 func (s *Service) ctxErr(ctx context.Context, req *Request, last error) error {

@@ -156,6 +156,19 @@ func (n *Node) Do(ctx context.Context, req *dataplane.Request) (*dataplane.Respo
 	return svc.Do(ctx, req)
 }
 
+// DoMany runs several key operations that are in flight together
+// (dataplane.Service.DoMany): resps[i] and errs[i] are reqs[i]'s result.
+func (n *Node) DoMany(ctx context.Context, reqs []*dataplane.Request, resps []*dataplane.Response, errs []error) {
+	svc, err := n.dataPlane()
+	if err != nil {
+		for i := range reqs {
+			resps[i], errs[i] = nil, err
+		}
+		return
+	}
+	svc.DoMany(ctx, reqs, resps, errs)
+}
+
 // Scan pages through the keys of dmap across every partition.
 func (n *Node) Scan(ctx context.Context, dmap, match, cursor string, limit int) ([]string, string, error) {
 	svc, err := n.dataPlane()

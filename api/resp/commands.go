@@ -322,7 +322,11 @@ func (x *call) get() {
 	if !x.arity(1, 1) {
 		return
 	}
-	resp, err := x.do(dataplane.Request{Op: dataplane.OpGet, DMap: defaultDMap, Key: string(x.args[0])})
+	x.replyGet(x.do(dataplane.Request{Op: dataplane.OpGet, DMap: defaultDMap, Key: string(x.args[0])}))
+}
+
+// replyGet answers GET's result: the value, or nil for a missing key.
+func (x *call) replyGet(resp *dataplane.Response, err error) {
 	switch {
 	case isNotFound(err):
 		x.w.WriteNull()
@@ -331,6 +335,25 @@ func (x *call) get() {
 	default:
 		x.w.WriteBulk(resp.Value)
 	}
+}
+
+// replyValue answers DM.GET's result: the value, or the error (a missing
+// key is an error in Olric's protocol).
+func (x *call) replyValue(resp *dataplane.Response, err error) {
+	if err != nil {
+		x.fail(err)
+		return
+	}
+	x.w.WriteBulk(resp.Value)
+}
+
+// replyOK answers a write's result: OK, or the error.
+func (x *call) replyOK(err error) {
+	if err != nil {
+		x.fail(err)
+		return
+	}
+	x.w.WriteString("OK")
 }
 
 func isNotFound(err error) bool { return err != nil && errorIs(err, dataplane.ErrNotFound) }
@@ -742,11 +765,7 @@ func (x *call) dmPut() {
 	}
 	_, err := x.do(dataplane.Request{Op: dataplane.OpPut, DMap: string(x.args[0]), Key: string(x.args[1]),
 		Value: x.args[2], TTL: e.ttl, ExpireAt: e.expireAt, NX: nx, XX: xx})
-	if err != nil {
-		x.fail(err)
-		return
-	}
-	x.w.WriteString("OK")
+	x.replyOK(err)
 }
 
 // dmGet: DM.GET dmap key [RW] (RW: the entry in Olric's encoding).
@@ -759,14 +778,11 @@ func (x *call) dmGet() {
 		return
 	}
 	resp, err := x.do(dataplane.Request{Op: dataplane.OpGet, DMap: string(x.args[0]), Key: string(x.args[1])})
-	switch {
-	case err != nil:
-		x.fail(err)
-	case raw:
+	if err == nil && raw {
 		x.w.WriteBulk(olricEntry(string(x.args[1]), resp.Value, resp.TTL, time.Now()))
-	default:
-		x.w.WriteBulk(resp.Value)
+		return
 	}
+	x.replyValue(resp, err)
 }
 
 func (x *call) dmExpire() {

@@ -3,9 +3,11 @@ package resp
 import (
 	"bytes"
 	"context"
+	"errors"
 	"sync"
 	"time"
 
+	"github.com/olric-raft/olric-raft/dataplane"
 	"github.com/olric-raft/olric-raft/metadata"
 )
 
@@ -15,7 +17,11 @@ import (
 // which runs concurrently: each of those commands may wait for a round
 // trip (forwarded to its primary, replicated to its backups), and run
 // concurrently their round trips overlap and their replication batches.
-// The replies are written in command order. This is linearizable: the
+// A batch of plain GET/SET and DM.GET/DM.PUT goes to the node as one
+// DoMany call (no goroutine per command: the node applies the local ones
+// one after the other and queues the others for their primaries at once);
+// any other batch runs a goroutine per command. The replies are written in
+// command order. This is linearizable: the
 // commands of a pipeline are all in flight together (the client has none
 // of their replies), so any order among them is a valid one, and commands
 // on the same key, whose order the client does see, never run
@@ -113,8 +119,127 @@ func (s *Server) distinctSingleKey(cmd [][]byte, rest [][][]byte) bool {
 	return true
 }
 
+// doManyer is the optional DoMany of a Cluster: several key operations
+// in flight together (dataplane.Service.DoMany).
+type doManyer interface {
+	DoMany(ctx context.Context, reqs []*dataplane.Request, resps []*dataplane.Response, errs []error)
+}
+
+// isSimple reports whether command name with nargs arguments (its name
+// included) is one simpleRequest maps.
+func isSimple(name string, nargs int) bool {
+	switch name {
+	case "get":
+		return nargs == 2
+	case "set", "dm.get":
+		return nargs == 3
+	case "dm.put":
+		return nargs == 4
+	}
+	return false
+}
+
+// simpleRequest sets req to the request of a plain "GET key", "SET key
+// value", "DM.GET dmap key" or "DM.PUT dmap key value" (no option), the
+// commands a batch runs through DoMany; false for any other.
+func simpleRequest(name string, args [][]byte, req *dataplane.Request) bool {
+	switch {
+	case name == "get" && len(args) == 2:
+		*req = dataplane.Request{Op: dataplane.OpGet, DMap: defaultDMap, Key: string(args[1])}
+	case name == "set" && len(args) == 3:
+		*req = dataplane.Request{Op: dataplane.OpPut, DMap: defaultDMap, Key: string(args[1]), Value: args[2]}
+	case name == "dm.get" && len(args) == 3:
+		*req = dataplane.Request{Op: dataplane.OpGet, DMap: string(args[1]), Key: string(args[2])}
+	case name == "dm.put" && len(args) == 4:
+		*req = dataplane.Request{Op: dataplane.OpPut, DMap: string(args[1]), Key: string(args[2]), Value: args[3]}
+	default:
+		return false
+	}
+	return true
+}
+
+// runMany runs a batch of simple commands (simpleRequest) through the
+// Cluster's DoMany — no goroutine per command — and writes their replies
+// in order, as their own handlers would. It reports false, having done
+// nothing, when the Cluster has no DoMany or a command is not simple.
+func (s *Server) runMany(conn *clientConn, cmds [][][]byte) bool {
+	dm, ok := s.c.(doManyer)
+	if !ok {
+		return false
+	}
+	names := make([]string, len(cmds))
+	for i, c := range cmds {
+		names[i] = commandName32(c[0])
+		if !isSimple(names[i], len(c)) {
+			return false
+		}
+	}
+	start := monoNanos()
+	ctx := s.requestContext(conn)
+	n := len(cmds)
+	recs := make([]recorder, n)
+	ops := make([]replyOp, n)
+	reqs := make([]dataplane.Request, n)
+	ptrs := make([]*dataplane.Request, 0, n)
+	at := make([]int, 0, n) // the command of each request
+	for i := range cmds {
+		recs[i].conn = conn
+		recs[i].replies = ops[i : i : i+1]
+		if s.opts.Auth != nil && s.gate(&recs[i], cmds[i]) {
+			continue // refused: the recorder holds NOAUTH or NOPERM
+		}
+		simpleRequest(names[i], cmds[i], &reqs[i])
+		ptrs = append(ptrs, &reqs[i])
+		at = append(at, i)
+	}
+	resps := make([]*dataplane.Response, len(ptrs))
+	errs := make([]error, len(ptrs))
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				s.log.Error("resp: panic in a batch of commands", "panic", p)
+				for k := range errs {
+					resps[k], errs[k] = nil, errInternal
+				}
+			}
+		}()
+		dm.DoMany(ctx, ptrs, resps, errs)
+	}()
+	for k, i := range at {
+		x := &call{s: s, ctx: ctx, w: &recs[i], name: names[i], args: cmds[i][1:]}
+		if errs[k] == errInternal {
+			x.w.WriteError("ERR internal error")
+			continue
+		}
+		switch names[i] {
+		case "get":
+			x.replyGet(resps[k], errs[k])
+		case "dm.get":
+			x.replyValue(resps[k], errs[k])
+		default:
+			x.replyOK(errs[k])
+		}
+	}
+	if s.opts.Metrics != nil {
+		took := time.Duration(monoNanos() - start)
+		for i := range recs {
+			s.opts.Metrics.Observe(names[i], recs[i].failed, took)
+		}
+	}
+	for i := range recs {
+		recs[i].replay(conn)
+	}
+	return true
+}
+
+// errInternal marks the results of a batch whose run panicked.
+var errInternal = errors.New("resp: internal error")
+
 // runParallel runs cmds concurrently and writes their replies in order.
 func (s *Server) runParallel(conn *clientConn, cmds [][][]byte) {
+	if s.runMany(conn, cmds) {
+		return
+	}
 	ctx := s.requestContext(conn)
 	recs := make([]recorder, len(cmds))
 	// Most commands reply with one item: one backing array for all.

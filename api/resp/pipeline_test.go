@@ -130,3 +130,91 @@ func TestPipelineBatchNeedsDistinctKeys(t *testing.T) {
 		}
 	}
 }
+
+// manyCluster is a fake with DoMany (the node's batch path), which it
+// runs request by request, recording each batch's size.
+type manyCluster struct {
+	*httpapitest.Cluster
+	mu      sync.Mutex
+	batches []int
+}
+
+func (c *manyCluster) DoMany(ctx context.Context, reqs []*dataplane.Request, resps []*dataplane.Response, errs []error) {
+	c.mu.Lock()
+	c.batches = append(c.batches, len(reqs))
+	c.mu.Unlock()
+	for i, r := range reqs {
+		resps[i], errs[i] = c.Do(ctx, r)
+	}
+}
+
+func (c *manyCluster) takeBatches() []int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b := c.batches
+	c.batches = nil
+	return b
+}
+
+// TestPipelineOfPlainCommandsRunsAsOneBatch: in a cluster, a pipeline of
+// plain GET/SET and DM.GET/DM.PUT on distinct keys goes to the node as one
+// DoMany batch (no goroutine per command) and is answered in order, each
+// reply as the command's own handler gives it: OK, a value, nil for a
+// missing key, Olric's error for a missing DM.GET key. A pipeline with any
+// other command (here SET with an option) runs command by command.
+func TestPipelineOfPlainCommandsRunsAsOneBatch(t *testing.T) {
+	c := &manyCluster{Cluster: httpapitest.NewCluster(3, 3, 2)}
+	_, rc := start(t, c)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := rc.Set(ctx, "pre", "stored", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.Do(ctx, "DM.PUT", "m", "pre", "olric").Err(); err != nil {
+		t.Fatal(err)
+	}
+	c.takeBatches()
+
+	p := rc.Pipeline()
+	set := p.Set(ctx, "a", "1", 0)
+	put := p.Do(ctx, "DM.PUT", "m", "b", "2")
+	get := p.Get(ctx, "pre")
+	missing := p.Get(ctx, "nothing")
+	dmGet := p.Do(ctx, "DM.GET", "m", "pre")
+	dmMissing := p.Do(ctx, "DM.GET", "m", "nothing")
+	_, _ = p.Exec(ctx)
+	if b := c.takeBatches(); len(b) != 1 || b[0] != 6 {
+		t.Fatalf("DoMany batches %v, want one of 6", b)
+	}
+	if v, err := set.Result(); err != nil || v != "OK" {
+		t.Errorf("SET = %q, %v; want OK", v, err)
+	}
+	if v, err := put.Result(); err != nil || v != "OK" {
+		t.Errorf("DM.PUT = %v, %v; want OK", v, err)
+	}
+	if v, err := get.Result(); err != nil || v != "stored" {
+		t.Errorf("GET pre = %q, %v; want stored", v, err)
+	}
+	if _, err := missing.Result(); err != redis.Nil {
+		t.Errorf("GET nothing: %v, want nil", err)
+	}
+	if v, err := dmGet.Result(); err != nil || v != "olric" {
+		t.Errorf("DM.GET m pre = %v, %v; want olric", v, err)
+	}
+	if err := dmMissing.Err(); err == nil || !strings.HasPrefix(err.Error(), PrefixKeyNotFound) {
+		t.Errorf("DM.GET m nothing: %v, want %s...", err, PrefixKeyNotFound)
+	}
+	if v, err := rc.Get(ctx, "a").Result(); err != nil || v != "1" {
+		t.Errorf("GET a after the batch = %q, %v; want 1", v, err)
+	}
+
+	p = rc.Pipeline()
+	p.Set(ctx, "c", "3", time.Minute)
+	p.Get(ctx, "pre")
+	if _, err := p.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if b := c.takeBatches(); len(b) != 0 {
+		t.Fatalf("DoMany batches %v for a pipeline with SET ... EX, want none", b)
+	}
+}
