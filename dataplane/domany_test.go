@@ -188,7 +188,7 @@ func TestDoManyRetriesThroughDo(t *testing.T) {
 	defer cancel()
 	// Partition 0 is a's; mark it not ready, as during a handover.
 	a.mu.Lock()
-	a.mu.ready[0] = 0
+	a.mu.ready.set(0, 0)
 	a.mu.Unlock()
 	var stuck, other string
 	for i := 0; stuck == "" || other == ""; i++ {
@@ -219,7 +219,7 @@ func TestDoManyRetriesThroughDo(t *testing.T) {
 		}
 	}
 	a.mu.Lock()
-	a.mu.ready[0] = table.Partitions[0].LeaderEpoch
+	a.mu.ready.set(0, table.Partitions[0].LeaderEpoch)
 	a.mu.Unlock()
 	<-done
 	for i, r := range reqs {

@@ -107,7 +107,7 @@ func TestHandoffPauseRecordedPerTakeover(t *testing.T) {
 	apply(v3, a, b)
 	for {
 		b.mu.Lock()
-		ready := b.mu.ready[0] == 2 && b.mu.ready[1] == 2
+		ready := b.mu.ready.get(0) == 2 && b.mu.ready.get(1) == 2
 		b.mu.Unlock()
 		if ready {
 			break

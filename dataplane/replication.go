@@ -297,7 +297,7 @@ func (s *Service) syncReplication(t *metadata.RoutingTable) {
 	}
 	var attaches []attach
 	s.mu.Lock()
-	ready := slices.Clone(s.mu.ready)
+	ready := s.mu.ready.snapshot()
 	s.mu.Unlock()
 	r := &s.rep
 	r.mu.Lock()
@@ -787,7 +787,10 @@ func (s *Service) waitReplicated(ctx context.Context, pid uint32, epoch uint64) 
 	}()
 	for {
 		t := s.cfg.Routing.Routing()
-		p, _ := t.Partition(pid)
+		p := &metadata.Partition{}
+		if int(pid) < len(t.Partitions) {
+			p = &t.Partitions[pid]
+		}
 		if p.Primary != s.self || p.LeaderEpoch != epoch {
 			return fmt.Errorf("%w: partition %d is at epoch %d led by %q", errReplicaLost, pid, p.LeaderEpoch, p.Primary)
 		}
@@ -930,7 +933,7 @@ func (s *Service) applyItem(t *metadata.RoutingTable, from metadata.NodeID, it *
 		}
 		s.mu.Lock()
 		cur, _ := s.cfg.Routing.Routing().Partition(it.P)
-		ok := s.mu.ready[it.P] == 0 && s.mu.pulling[it.P] == 0 && cur.LeaderEpoch == it.Epoch && cur.Primary == from
+		ok := s.mu.ready.get(it.P) == 0 && s.mu.pulling[it.P] == 0 && cur.LeaderEpoch == it.Epoch && cur.Primary == from
 		if ok {
 			prep.Commit()
 			s.mu.backupAt[it.P] = it.Epoch
@@ -942,7 +945,7 @@ func (s *Service) applyItem(t *metadata.RoutingTable, from metadata.NodeID, it *
 		}
 	}
 	s.mu.Lock()
-	if it.Resume && it.Snap == nil && s.mu.resumable[it.P] == it.Epoch && s.mu.ready[it.P] == 0 &&
+	if it.Resume && it.Snap == nil && s.mu.resumable[it.P] == it.Epoch && s.mu.ready.get(it.P) == 0 &&
 		s.mu.pulling[it.P] == 0 && s.engine.Seq(it.P) == it.ResumeSeq {
 		// Our own copy (we led the partition at the epoch before, and
 		// are fenced) is the new primary's: same stream, same number.

@@ -96,6 +96,22 @@ type ServiceConfig struct {
 // DefaultBackfillRate is ServiceConfig.BackfillRate's default.
 const DefaultBackfillRate = 256 << 20
 
+// epochs holds a leader epoch per partition: written under Service.mu,
+// readable without it.
+type epochs []atomic.Uint64
+
+func (e epochs) get(p uint32) uint64    { return e[p].Load() }
+func (e epochs) set(p uint32, v uint64) { e[p].Store(v) }
+
+// snapshot returns the epochs as they are now.
+func (e epochs) snapshot() []uint64 {
+	out := make([]uint64, len(e))
+	for i := range e {
+		out[i] = e[i].Load()
+	}
+	return out
+}
+
 // Service routes DMap requests to partition primaries and serves the
 // partitions this member is primary of. See doc.go for the protocol.
 type Service struct {
@@ -107,8 +123,9 @@ type Service struct {
 	mu struct {
 		sync.Mutex
 		// ready[p] is the leader epoch at which this member holds partition
-		// p's data as its primary (0: not serving p).
-		ready []uint64
+		// p's data as its primary (0: not serving p). Written under mu,
+		// read without it by requests (localApply).
+		ready epochs
 		// pulling[p] is the epoch a transfer goroutine is filling p for.
 		pulling []uint64
 		// held[p] is the last epoch at which this member was p's ready
@@ -192,7 +209,7 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.stop = s.ctx.Done()
 	n := cfg.PartitionCount
-	s.mu.ready = make([]uint64, n)
+	s.mu.ready = make(epochs, n)
 	s.mu.pulling = make([]uint64, n)
 	s.mu.held = make([]uint64, n)
 	s.mu.marking = make(map[uint32]chan struct{})
@@ -290,9 +307,9 @@ func (s *Service) OnRouting(t *metadata.RoutingTable) {
 		p := t.Partitions[i]
 		if p.Primary != s.self {
 			s.mu.takeover[p.ID] = takeover{}
-			if s.mu.ready[p.ID] != 0 {
-				s.mu.held[p.ID] = s.mu.ready[p.ID]
-				s.mu.ready[p.ID] = 0
+			if s.mu.ready.get(p.ID) != 0 {
+				s.mu.held[p.ID] = s.mu.ready.get(p.ID)
+				s.mu.ready.set(p.ID, 0)
 			}
 			s.engine.Fence(p.ID, p.LeaderEpoch)
 			if s.mu.resumable[p.ID] != 0 && s.mu.resumable[p.ID] != p.LeaderEpoch {
@@ -313,7 +330,7 @@ func (s *Service) OnRouting(t *metadata.RoutingTable) {
 			}
 			continue
 		}
-		if s.mu.ready[p.ID] == p.LeaderEpoch || s.mu.pulling[p.ID] == p.LeaderEpoch {
+		if s.mu.ready.get(p.ID) == p.LeaderEpoch || s.mu.pulling[p.ID] == p.LeaderEpoch {
 			continue
 		}
 		if p.PrevPrimary == "" || !p.Written {
@@ -323,7 +340,7 @@ func (s *Service) OnRouting(t *metadata.RoutingTable) {
 			// the partition is stale.
 			s.engine.Drop(p.ID)
 			s.engine.Fence(p.ID, p.LeaderEpoch)
-			s.mu.ready[p.ID] = p.LeaderEpoch
+			s.mu.ready.set(p.ID, p.LeaderEpoch)
 			s.mu.backupAt[p.ID] = 0
 			s.mu.takeover[p.ID] = takeover{}
 			continue
@@ -331,14 +348,14 @@ func (s *Service) OnRouting(t *metadata.RoutingTable) {
 		if p.PrevPrimary == s.self && s.mu.held[p.ID] == p.PrevEpoch && p.PrevEpoch != 0 {
 			// We were its ready primary just before: keep serving.
 			s.engine.Fence(p.ID, p.LeaderEpoch)
-			s.mu.ready[p.ID] = p.LeaderEpoch
+			s.mu.ready.set(p.ID, p.LeaderEpoch)
 			s.mu.takeover[p.ID] = takeover{}
 			continue
 		}
 		// Promoted from in-sync backup (p.Promoted, with our copy at the
 		// previous epoch) or not, the partition waits for acquire: it
 		// fences the previous primary, or pulls from it.
-		s.mu.ready[p.ID] = 0
+		s.mu.ready.set(p.ID, 0)
 		s.mu.pulling[p.ID] = p.LeaderEpoch
 		s.mu.takeover[p.ID] = takeover{epoch: p.LeaderEpoch, at: now}
 		pulls = append(pulls, p)
@@ -533,7 +550,7 @@ func (s *Service) becomeReady(p metadata.Partition, install *PartitionSnapshot) 
 		prep.Commit()
 	}
 	s.engine.Fence(p.ID, p.LeaderEpoch)
-	s.mu.ready[p.ID] = p.LeaderEpoch
+	s.mu.ready.set(p.ID, p.LeaderEpoch)
 	s.mu.backupAt[p.ID] = 0
 	if to := s.mu.takeover[p.ID]; to.epoch == p.LeaderEpoch {
 		s.mu.takeover[p.ID] = takeover{}
@@ -665,10 +682,10 @@ func (s *Service) serveTransfer(ctx context.Context, req transferRequest) transf
 		s.engine.Fence(p.ID, req.Epoch)
 		var reply transferReply
 		held := s.mu.held[p.ID]
-		if s.mu.ready[p.ID] != 0 {
-			held = s.mu.ready[p.ID] // (OnRouting may not have seen this table yet)
+		if s.mu.ready.get(p.ID) != 0 {
+			held = s.mu.ready.get(p.ID) // (OnRouting may not have seen this table yet)
 		}
-		s.mu.ready[p.ID] = 0
+		s.mu.ready.set(p.ID, 0)
 		s.rep.mu.Lock()
 		if rp := &s.rep.parts[p.ID]; rp.ackEpoch == held && held != 0 {
 			reply.AckedEpoch, reply.AckedSeq = rp.ackEpoch, rp.maxAcked
@@ -694,8 +711,8 @@ func (s *Service) serveTransfer(ctx context.Context, req transferRequest) transf
 	}
 	s.mu.Lock()
 	held := s.mu.held[p.ID]
-	if s.mu.ready[p.ID] != 0 { // OnRouting has not run for this table yet
-		held = s.mu.ready[p.ID]
+	if s.mu.ready.get(p.ID) != 0 { // OnRouting has not run for this table yet
+		held = s.mu.ready.get(p.ID)
 	}
 	s.mu.Unlock()
 	if held != p.PrevEpoch {
@@ -717,8 +734,8 @@ func (s *Service) PendingHandover() int {
 	defer s.mu.Unlock()
 	pending := 0
 	for pid, h := range s.mu.held {
-		if s.mu.ready[pid] != 0 {
-			h = s.mu.ready[pid] // OnRouting has not seen the new table yet
+		if s.mu.ready.get(uint32(pid)) != 0 {
+			h = s.mu.ready.get(uint32(pid)) // OnRouting has not seen the new table yet
 		}
 		// Still expected to be taken from us: the partition's current
 		// primary took it over from us at the epoch we held (a
@@ -755,11 +772,11 @@ func (s *Service) serveRelease(req transferRequest) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.mu.ready[p.ID] == 0 && s.mu.pulling[p.ID] == 0 && !p.Holds(s.self) {
+	if s.mu.ready.get(p.ID) == 0 && s.mu.pulling[p.ID] == 0 && !p.Holds(s.self) {
 		s.engine.Drop(p.ID)
 		s.mu.held[p.ID] = 0
 		s.mu.backupAt[p.ID] = 0
-	} else if s.mu.ready[p.ID] == 0 {
+	} else if s.mu.ready.get(p.ID) == 0 {
 		s.mu.held[p.ID] = 0
 	}
 }
@@ -901,10 +918,9 @@ func (s *Service) localApply(ctx context.Context, req *Request, run *localRun) e
 	if req.LeaderEpoch != 0 && req.LeaderEpoch != p.LeaderEpoch {
 		return fmt.Errorf("%w: partition %d is at epoch %d, request at %d", ErrStaleRouting, pid, p.LeaderEpoch, req.LeaderEpoch)
 	}
-	s.mu.Lock()
-	ready := s.mu.ready[pid] == p.LeaderEpoch
-	s.mu.Unlock()
-	if !ready {
+	// Without the lock: becomeReady stores the epoch (atomically) after
+	// the data is in place.
+	if s.mu.ready.get(pid) != p.LeaderEpoch {
 		return fmt.Errorf("%w: partition %d at epoch %d", errPartitionNotReady, pid, p.LeaderEpoch)
 	}
 	if !s.leaseValid() {
@@ -1062,7 +1078,7 @@ func (s *Service) Do(ctx context.Context, req *Request) (*Response, error) {
 		if err != nil {
 			return nil, err
 		}
-		p := t.Partitions[pid]
+		p := &t.Partitions[pid]
 		if p.State == metadata.PartitionUnavailable {
 			return nil, fmt.Errorf("%w: partition %d has no replica left (see 'olric-raft status')", ErrUnavailable, pid)
 		}
