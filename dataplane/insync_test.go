@@ -44,8 +44,9 @@ func (c *replicateGate) Call(ctx context.Context, addr, method string, req, resp
 // it did not wait for it) is queued behind that copy. The backup must not
 // be reported in sync when its copy is applied, only once it holds that
 // write too: the leader may promote an in-sync backup at once (a planned
-// move or a failover), and the write would be lost. And once its copy is
-// applied, a new write waits for it. Found by the Jepsen harness
+// move or a failover), and the write would be lost. And once it holds its
+// copy and what was queued behind it, a new write waits for it (before the
+// leader has committed it in sync). Found by the Jepsen harness
 // (kill-leader): a restarted member that took long to answer its copy was
 // reported in sync and made primary of a partition whose last write was
 // still queued for it; the write was gone.
@@ -62,7 +63,7 @@ func TestSyncingBackupReportedInSyncOnlyWithAckedWrites(t *testing.T) {
 	}
 	loop := &loopbackCaller{services: map[string]*Service{}}
 	gate := &replicateGate{inner: loop, addr: "b:1", arrived: make(chan int, 64),
-		release: []chan struct{}{make(chan struct{}), make(chan struct{})}}
+		release: []chan struct{}{make(chan struct{}), make(chan struct{}), make(chan struct{})}}
 	t.Cleanup(func() {
 		for _, ch := range gate.release {
 			select {
@@ -160,8 +161,21 @@ func TestSyncingBackupReportedInSyncOnlyWithAckedWrites(t *testing.T) {
 		t.Fatalf("report %+v while k1 is still queued for b", r.rep)
 	default:
 	}
+	close(gate.release[1])
+	select {
+	case got := <-reports:
+		if !got.rep.InSync || got.rep.Member != "b" {
+			t.Fatalf("report %+v, want b in sync", got.rep)
+		}
+		if got.backupSeq < k1 {
+			t.Fatalf("b reported in sync at sequence %d, before k1 (sequence %d) reached it", got.backupSeq, k1)
+		}
+	case <-ctx.Done():
+		t.Fatal("b never reported in sync")
+	}
 
-	// b has its copy: a new write waits for it.
+	// b holds what it was sent: a new write waits for it (before the
+	// leader commits it in sync, and the table still says syncing).
 	type putResult struct {
 		seq, backupSeq uint64
 		err            error
@@ -171,8 +185,9 @@ func TestSyncingBackupReportedInSyncOnlyWithAckedWrites(t *testing.T) {
 		_, err := a.Do(ctx, &Request{Op: OpPut, DMap: "d", Key: "k2", Value: []byte("k2")})
 		done <- putResult{seq: ea.Seq(0), backupSeq: eb.Seq(0), err: err}
 	}()
-	// Release call 1 once k2 returned (the old behaviour: it did not wait
-	// for b) or is waiting for an acknowledgement (its wait channel).
+	arrive(2) // k2's mutation, held
+	// Release it once k2 returned (it did not wait for b) or is waiting
+	// for an acknowledgement (its partition's wait channel is made).
 	var early *putResult
 	for early == nil {
 		a.rep.mu.Lock()
@@ -189,7 +204,7 @@ func TestSyncingBackupReportedInSyncOnlyWithAckedWrites(t *testing.T) {
 		case <-time.After(time.Millisecond):
 		}
 	}
-	close(gate.release[1])
+	close(gate.release[2])
 	r := early
 	if r == nil {
 		select {
@@ -203,18 +218,6 @@ func TestSyncingBackupReportedInSyncOnlyWithAckedWrites(t *testing.T) {
 		t.Fatal(r.err)
 	}
 	if r.backupSeq < r.seq {
-		t.Fatalf("k2 acknowledged with b at sequence %d, want %d: a backup with its copy applied was not waited for", r.backupSeq, r.seq)
-	}
-
-	select {
-	case got := <-reports:
-		if !got.rep.InSync || got.rep.Member != "b" {
-			t.Fatalf("report %+v, want b in sync", got.rep)
-		}
-		if got.backupSeq < k1 {
-			t.Fatalf("b reported in sync at sequence %d, before k1 (sequence %d) reached it", got.backupSeq, k1)
-		}
-	case <-ctx.Done():
-		t.Fatal("b never reported in sync")
+		t.Fatalf("k2 acknowledged with b at sequence %d, want %d: a backup holding its copy was not waited for", r.backupSeq, r.seq)
 	}
 }

@@ -30,7 +30,9 @@ import (
 // A syncing backup is reported in sync only once it holds every write
 // the primary acknowledged, not merely its copy: writes acknowledged while
 // it was syncing did not wait for it, and the ones queued behind its copy
-// may still be on their way. So, once its copy is applied, it "joins":
+// may still be on their way. So, once its copy and the mutations queued
+// behind it (in the bulk lane, paced with other partitions' copies) are
+// applied, it "joins":
 // every request from then on waits for it as for an in-sync backup, and
 // the highest sequence number acknowledged before (repPart.maxAcked) is
 // its target; it is reported in sync once it acknowledged that target.
@@ -174,7 +176,8 @@ type repPeer struct {
 	// acked the highest sequence number it reported applied.
 	snapSeq, acked uint64
 	gotSnap        bool
-	// joined: its copy is applied, and every request since waits for it
+	// joined: its copy is applied and the mutations queued behind it in
+	// the bulk lane are delivered, and every request since waits for it
 	// (an in-sync backup, for the primary, whether or not the table says
 	// so yet). syncTarget: the highest sequence number acknowledged
 	// before it joined; it is reported in sync once acked reaches it.
@@ -630,16 +633,18 @@ func (s *Service) sendBatch(l *peerLink, addr string, batch []repItem, bulk bool
 		if res.Seq >= peer.snapSeq {
 			peer.gotSnap = true
 		}
-		if peer.gotSnap && !peer.joined {
-			// From here on every request waits for it; what was
-			// acknowledged before must reach it before it is in sync.
+		if bulk && peer.bulk && peer.gotSnap && peer.bulkQueued == 0 {
+			peer.bulk = false // delivered: its next mutations take the fast lane
+		}
+		if peer.gotSnap && !peer.bulk && !peer.joined {
+			// From here on every request waits for it (its mutations
+			// take the fast lane, never behind other partitions'
+			// copies); what was acknowledged before must reach it
+			// before it is in sync.
 			peer.joined = true
 			if rp.ackEpoch == rp.epoch {
 				peer.syncTarget = rp.maxAcked
 			}
-		}
-		if bulk && peer.bulk && peer.gotSnap && peer.bulkQueued == 0 {
-			peer.bulk = false // delivered: its next mutations take the fast lane
 		}
 	}
 	// A syncing backup that caught up is reported on the next table or
