@@ -213,9 +213,15 @@
 //     starts syncing. A primary that cannot reach the leader either cannot
 //     get the backup removed, so it acknowledges nothing: a minority side
 //     refuses writes.
-//  5. In sync. Once a syncing backup applied its copy, the primary reports
-//     it in sync (the replica_in_sync entry). From then on it may be
-//     promoted: it holds every acknowledged write.
+//  5. In sync. Once a syncing backup applied its copy and the mutations
+//     queued behind it in the bulk lane, it joins: every request waits
+//     for it from then on, as for an in-sync backup, and the highest
+//     sequence number acknowledged before is its target. Once it applied
+//     that target the primary reports it in sync (the replica_in_sync
+//     entry). From then on it may be promoted: it holds every
+//     acknowledged write. (Reporting it at its copy lost a write
+//     acknowledged while it was syncing and still queued for it when the
+//     leader promoted it: found by the Jepsen harness.)
 //
 // After any change of primary the FSM marks every backup syncing (a
 // surviving backup may hold a write the new primary never saw, or miss

@@ -72,6 +72,7 @@
 //	olric_raft_replication_batches_total{lane}            counter    batches sent to backups
 //	olric_raft_replication_backups_failed_total           counter    backups reported out of sync (refused or timed out; the leader removes them)
 //	olric_raft_replication_backups_in_sync_total          counter    syncing backups reported filled
+//	olric_raft_promoted_behind_total                      counter    promotions with a copy behind the previous primary's acknowledged writes (a bug if not 0)
 //	olric_raft_handoff_transferred_bytes_total            counter    partition bytes pulled from a previous primary
 //	olric_raft_replication_lag_seconds{backup}            gauge      age of the oldest item sent or queued to that backup and not acknowledged (0: caught up)
 //	olric_raft_replication_queued_items{backup,lane}      gauge      items waiting to be sent to that backup
