@@ -3,6 +3,7 @@ package resp
 import (
 	"context"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -216,5 +217,49 @@ func TestPipelineOfPlainCommandsRunsAsOneBatch(t *testing.T) {
 	}
 	if b := c.takeBatches(); len(b) != 0 {
 		t.Fatalf("DoMany batches %v for a pipeline with SET ... EX, want none", b)
+	}
+}
+
+// TestPipelineBatchKeepsAuthRoles: in a batch run through DoMany, each
+// command is still checked against the connection's role: a read token's
+// SETs are refused with NOPERM in their place, its GETs served, and only
+// the GETs reach the node.
+func TestPipelineBatchKeepsAuthRoles(t *testing.T) {
+	c := &manyCluster{Cluster: httpapitest.NewCluster(3, 3, 2)}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(c, Options{Logger: quiet(), RequestTimeout: 5 * time.Second, Auth: parsedStore(t)})
+	go func() { _ = s.Serve(ln) }()
+	t.Cleanup(func() { _ = s.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	w := redis.NewClient(&redis.Options{Addr: ln.Addr().String(), Password: writeToken, MaxRetries: -1})
+	t.Cleanup(func() { w.Close() })
+	if err := w.Set(ctx, "x", "1", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	r := redis.NewClient(&redis.Options{Addr: ln.Addr().String(), Password: readToken, MaxRetries: -1})
+	t.Cleanup(func() { r.Close() })
+	if err := r.Ping(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	c.takeBatches()
+	p := r.Pipeline()
+	set := p.Set(ctx, "a", "2", 0)
+	get := p.Get(ctx, "x")
+	set2 := p.Set(ctx, "b", "3", 0)
+	_, _ = p.Exec(ctx)
+	for _, cmd := range []*redis.StatusCmd{set, set2} {
+		if err := cmd.Err(); err == nil || !strings.HasPrefix(err.Error(), "NOPERM") {
+			t.Errorf("SET with a read token in a batch: %v, want NOPERM", err)
+		}
+	}
+	if v, err := get.Result(); err != nil || v != "1" {
+		t.Errorf("GET x = %q, %v; want 1", v, err)
+	}
+	if b := c.takeBatches(); len(b) != 1 || b[0] != 1 {
+		t.Fatalf("DoMany batches %v, want one holding only the GET", b)
 	}
 }
