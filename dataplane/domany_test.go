@@ -12,7 +12,7 @@ import (
 
 // manyCluster starts in-process services for ids, partitions spread over
 // them round-robin (no backups), talking through a gatedCaller whose gate
-// is closed (open it with release; the test's cleanup does).
+// is closed (open it with releaseGate; the test's cleanup does).
 func manyCluster(t *testing.T, parts uint32, ids ...metadata.NodeID) (map[metadata.NodeID]*Service, *gatedCaller, *metadata.RoutingTable) {
 	t.Helper()
 	table := &metadata.RoutingTable{Version: 1, PartitionCount: parts, Replicas: 1}
@@ -25,9 +25,19 @@ func manyCluster(t *testing.T, parts uint32, ids ...metadata.NodeID) (map[metada
 	}
 	loop := &loopbackCaller{services: map[string]*Service{}}
 	caller := &gatedCaller{next: loop, gate: make(chan struct{}), calls: map[string]int{}}
+	services := startServices(t, table, caller, loop, ids...)
+	t.Cleanup(func() { releaseGate(caller) }) // before the services close
+	return services, caller, table
+}
+
+// startServices starts an in-process service (and engine) for each of
+// ids, serving table and calling through caller; loop delivers calls to
+// them by cluster address ("<id>:1"). They close with t.
+func startServices(t *testing.T, table *metadata.RoutingTable, caller Caller, loop *loopbackCaller, ids ...metadata.NodeID) map[metadata.NodeID]*Service {
+	t.Helper()
 	services := map[metadata.NodeID]*Service{}
 	for _, id := range ids {
-		e, err := NewEngine(DefaultConfig(), parts, nil)
+		e, err := NewEngine(DefaultConfig(), table.PartitionCount, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -35,7 +45,7 @@ func manyCluster(t *testing.T, parts uint32, ids ...metadata.NodeID) (map[metada
 		r := &fixedRouting{self: id}
 		r.t.Store(table)
 		s, err := NewService(ServiceConfig{
-			PartitionCount: parts, Engine: e, Routing: r, Caller: caller,
+			PartitionCount: table.PartitionCount, Engine: e, Routing: r, Caller: caller,
 			MarkWritten:    func(context.Context, uint32, uint64) (uint64, error) { return 0, nil },
 			ReportReplicas: func(context.Context, []ReplicaReport) (uint64, error) { return 0, nil },
 		})
@@ -49,8 +59,7 @@ func manyCluster(t *testing.T, parts uint32, ids ...metadata.NodeID) (map[metada
 		loop.mu.Unlock()
 		services[id] = s
 	}
-	t.Cleanup(func() { releaseGate(caller) }) // before the services close
-	return services, caller, table
+	return services
 }
 
 func releaseGate(c *gatedCaller) {

@@ -70,28 +70,7 @@ func TestForwardedRequestsTravelInBatches(t *testing.T) {
 	}
 	loop := &loopbackCaller{services: map[string]*Service{}}
 	caller := &gatedCaller{next: loop, gate: make(chan struct{}), calls: map[string]int{}}
-	services := map[metadata.NodeID]*Service{}
-	for _, id := range []metadata.NodeID{"a", "b"} {
-		e, err := NewEngine(DefaultConfig(), parts, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = e.Close() })
-		r := &fixedRouting{self: id}
-		r.t.Store(table)
-		s, err := NewService(ServiceConfig{
-			PartitionCount: parts, Engine: e, Routing: r, Caller: caller,
-			MarkWritten:    func(context.Context, uint32, uint64) (uint64, error) { return 0, nil },
-			ReportReplicas: func(context.Context, []ReplicaReport) (uint64, error) { return 0, nil },
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(s.Close)
-		s.OnRouting(table)
-		loop.services[string(id)+":1"] = s
-		services[id] = s
-	}
+	services := startServices(t, table, caller, loop, "a", "b")
 	a := services["a"]
 	var openGate sync.Once
 	release := func() { openGate.Do(func() { close(caller.gate) }) }
