@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -156,6 +157,17 @@ func TestSyncingBackupReportedInSyncOnlyWithAckedWrites(t *testing.T) {
 	if reported {
 		t.Fatalf("b reported in sync with its copy applied but k1 (sequence %d) still queued for it", k1)
 	}
+	a.rep.mu.Lock()
+	joined, target := peer != nil && peer.joined, uint64(0)
+	if peer != nil {
+		target = peer.syncTarget
+	}
+	a.rep.mu.Unlock()
+	if !joined || target != k1 {
+		// With its copy applied it joins at once (k1 moved to the fast
+		// lane), with k1 as its target.
+		t.Fatalf("b after its copy: joined %v with target %d, want joined with target %d", joined, target, k1)
+	}
 	select {
 	case r := <-reports:
 		t.Fatalf("report %+v while k1 is still queued for b", r.rep)
@@ -219,5 +231,125 @@ func TestSyncingBackupReportedInSyncOnlyWithAckedWrites(t *testing.T) {
 	}
 	if r.backupSeq < r.seq {
 		t.Fatalf("k2 acknowledged with b at sequence %d, want %d: a backup holding its copy was not waited for", r.backupSeq, r.seq)
+	}
+}
+
+// TestSyncingBackupJoinsUnderContinuousWrites: a new backup of a
+// partition that takes writes all the time (100 of them queued behind its
+// copy when the copy is delivered, and more coming from four writers) is
+// still reported in sync: it joins with its copy applied, and its target
+// is reached while the writes go on.
+func TestSyncingBackupJoinsUnderContinuousWrites(t *testing.T) {
+	table := func(version uint64, backups ...metadata.NodeID) *metadata.RoutingTable {
+		return &metadata.RoutingTable{Version: version, PartitionCount: 1, Replicas: 2,
+			Members: []metadata.Member{
+				{ID: "a", Incarnation: "1", ClusterAddr: "a:1", State: metadata.MemberAlive},
+				{ID: "b", Incarnation: "1", ClusterAddr: "b:1", State: metadata.MemberAlive},
+			},
+			Partitions: []metadata.Partition{{ID: 0, Primary: "a", Backups: backups, Syncing: backups,
+				State: metadata.PartitionActive, LeaderEpoch: 1, Written: true}},
+		}
+	}
+	loop := &loopbackCaller{services: map[string]*Service{}}
+	// The copy (call 0) is held until writes are queued behind it.
+	gate := &replicateGate{inner: loop, addr: "b:1", arrived: make(chan int, 1<<16), release: []chan struct{}{make(chan struct{})}}
+	var released sync.Once
+	release := func() { released.Do(func() { close(gate.release[0]) }) }
+	t.Cleanup(release)
+	reports := make(chan ReplicaReport, 8)
+	start := func(id metadata.NodeID, r *fixedRouting) *Service {
+		e, err := NewEngine(DefaultConfig(), 1, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = e.Close() })
+		s, err := NewService(ServiceConfig{
+			PartitionCount: 1, Engine: e, Routing: r, Caller: gate,
+			MarkWritten: func(context.Context, uint32, uint64) (uint64, error) { return 0, nil },
+			ReportReplicas: func(_ context.Context, reps []ReplicaReport) (uint64, error) {
+				for _, rep := range reps {
+					reports <- rep
+				}
+				return 0, nil
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Close)
+		loop.mu.Lock()
+		loop.services[string(id)+":1"] = s
+		loop.mu.Unlock()
+		return s
+	}
+	ra, rb := &fixedRouting{self: "a"}, &fixedRouting{self: "b"}
+	v1 := table(1)
+	ra.t.Store(v1)
+	rb.t.Store(v1)
+	a, b := start("a", ra), start("b", rb)
+	a.OnRouting(v1)
+	b.OnRouting(v1)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for i := range 1000 {
+		if _, err := a.Do(ctx, &Request{Op: OpPut, DMap: "d", Key: fmt.Sprintf("k%d", i), Value: []byte("v")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := a.Do(ctx, &Request{Op: OpPut, DMap: "d", Key: fmt.Sprintf("w%d-%d", w, i%100), Value: []byte("v")}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	defer wg.Wait()
+	defer close(stop)
+	v2 := table(2, "b")
+	rb.t.Store(v2)
+	b.OnRouting(v2)
+	ra.t.Store(v2)
+	a.OnRouting(v2)
+	select {
+	case <-gate.arrived: // the copy
+	case <-ctx.Done():
+		t.Fatal("the copy was never sent")
+	}
+	for {
+		a.rep.mu.Lock()
+		queued := 0
+		if peer := a.rep.parts[0].peers["b"]; peer != nil {
+			queued = peer.bulkQueued
+		}
+		a.rep.mu.Unlock()
+		if queued >= 100 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%d writes queued behind the copy, want 100", queued)
+		case <-time.After(time.Millisecond):
+		}
+	}
+	release()
+	select {
+	case rep := <-reports:
+		if !rep.InSync || rep.Member != "b" {
+			t.Fatalf("report %+v, want b in sync", rep)
+		}
+	case <-ctx.Done():
+		t.Fatal("b never reported in sync while writes went on")
 	}
 }

@@ -633,8 +633,27 @@ func (s *Service) sendBatch(l *peerLink, addr string, batch []repItem, bulk bool
 		if res.Seq >= peer.snapSeq {
 			peer.gotSnap = true
 		}
-		if bulk && peer.bulk && peer.gotSnap && peer.bulkQueued == 0 {
-			peer.bulk = false // delivered: its next mutations take the fast lane
+		if bulk && peer.bulk && peer.gotSnap {
+			// Its copy is delivered: the mutations queued behind it
+			// move to the fast lane (in order: none of this partition's
+			// items is there, and no batch of this link is in flight),
+			// and its next mutations go there too, so they never wait
+			// behind other partitions' copies.
+			if peer.bulkQueued > 0 {
+				kept := l.bulk[:0]
+				for _, it := range l.bulk {
+					if it.peer == peer {
+						l.queue = append(l.queue, it)
+					} else {
+						kept = append(kept, it)
+					}
+				}
+				clear(l.bulk[len(kept):])
+				l.bulk = kept
+				peer.bulkQueued = 0
+				l.kick()
+			}
+			peer.bulk = false
 		}
 		if peer.gotSnap && !peer.bulk && !peer.joined {
 			// From here on every request waits for it (its mutations
