@@ -61,7 +61,7 @@ func (n *Node) leaderLoop(stop <-chan struct{}) {
 	// A new term starts from no grant at all (lease.go).
 	n.leases.reset()
 	for {
-		if err := n.raft.Barrier(5 * time.Second).Error(); err == nil {
+		if err := n.futureError(n.raft.Barrier(5 * time.Second)); err == nil {
 			break
 		} else {
 			n.log.Warn("leader barrier failed", "err", err)
@@ -416,7 +416,7 @@ func (r *reconciler) reconcileRaft(o observed, now time.Time) (bool, error) {
 			n.log.Info("adding raft non-voter", "member", id, "addr", g.Meta.ClusterAddr)
 			f = n.raft.AddNonvoter(raft.ServerID(id), raft.ServerAddress(g.Meta.ClusterAddr), o.cfgIdx, timeout)
 		}
-		return true, f.Error()
+		return true, n.futureError(f)
 	}
 	// Keep the number of live voters: promote a healthy non-voter.
 	if liveVoters < n.cfg.RaftVoters && len(liveNonvoters) > 0 {
@@ -424,7 +424,7 @@ func (r *reconciler) reconcileRaft(o observed, now time.Time) (bool, error) {
 		id := liveNonvoters[0]
 		s, _ := o.server(id)
 		n.log.Info("promoting non-voter to voter", "member", id)
-		return true, n.raft.AddVoter(s.ID, s.Address, o.cfgIdx, timeout).Error()
+		return true, n.futureError(n.raft.AddVoter(s.ID, s.Address, o.cfgIdx, timeout))
 	}
 	// Remove servers that are gone: failed or removed members, but a failed
 	// voter only once the live voters are back at the target (so the voter
@@ -466,7 +466,7 @@ func (r *reconciler) reconcileRaft(o observed, now time.Time) (bool, error) {
 			continue
 		}
 		n.log.Info("removing raft server", "member", id, "suffrage", s.Suffrage.String())
-		return true, n.raft.RemoveServer(s.ID, o.cfgIdx, timeout).Error()
+		return true, n.futureError(n.raft.RemoveServer(s.ID, o.cfgIdx, timeout))
 	}
 	return false, nil
 }
@@ -589,8 +589,8 @@ func replan(t *metadata.RoutingTable, eligible []metadata.NodeID, draining ...me
 
 // applyCommand proposes cmd and waits for it to be applied here.
 func (n *Node) applyCommand(cmd []byte) error {
-	f := n.timedApply(cmd, 10*time.Second)
-	if err := f.Error(); err != nil {
+	f, err := n.timedApply(cmd, 10*time.Second)
+	if err != nil {
 		return err
 	}
 	if res, ok := f.Response().(fsm.ApplyResult); ok && res.Err != nil {

@@ -393,15 +393,21 @@ func (n *Node) leaseSuspect(id metadata.NodeID, now time.Time) bool {
 	return since > 3*n.cfg.Timing.LeaseRenewInterval && since <= n.leaseWait()
 }
 
-// verifyLeader runs raft.VerifyLeader and waits for it, or for the node to
-// stop: a verification queued just before Raft shut down may never be
-// answered (its loop is gone), and a handler waiting for it would hold up
-// the cluster port's Close for ever (found by the Jepsen harness's churn
-// runs: a member hung on shutdown).
+// verifyLeader runs raft.VerifyLeader and waits for it (futureError).
 func (n *Node) verifyLeader() error {
-	f := n.raft.VerifyLeader()
+	return n.futureError(n.raft.VerifyLeader())
+}
+
+// futureError waits for a Raft future, as f.Error() does, or for the node
+// to stop (ErrClosed). Raft may leave a future unanswered when it shuts
+// down: a verification queued just before (found by the Jepsen harness's
+// churn runs: a member hung on shutdown), or a command it committed but had
+// not yet applied (found by make stress: a replica report's proposal held
+// up a member's Close for ever). The goroutine waiting for Raft ends when
+// Raft answers, or never: bounded by the node's life.
+func (n *Node) futureError(f raft.Future) error {
 	done := make(chan error, 1)
-	go func() { done <- f.Error() }() // ends when Raft answers, or never: bounded by the node's life
+	go func() { done <- f.Error() }()
 	select {
 	case err := <-done:
 		return err

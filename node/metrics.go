@@ -80,15 +80,17 @@ type nodeStats struct {
 	membersFailed    atomic.Uint64
 }
 
-// timedApply is raft.Apply that records, for successful proposals, the
-// time until the entry was committed and applied here (the leader).
-func (n *Node) timedApply(cmd []byte, timeout time.Duration) raft.ApplyFuture {
+// timedApply is raft.Apply that waits for the entry (futureError) and
+// records, for successful proposals, the time until the entry was
+// committed and applied here (the leader). f.Response is valid when err is
+// nil.
+func (n *Node) timedApply(cmd []byte, timeout time.Duration) (f raft.ApplyFuture, err error) {
 	start := time.Now()
-	f := n.raft.Apply(cmd, timeout)
-	if f.Error() == nil {
+	f = n.raft.Apply(cmd, timeout)
+	if err = n.futureError(f); err == nil {
 		n.stats.proposals.Since(start)
 	}
-	return f
+	return f, err
 }
 
 // ControlStats are this member's control-plane counters since it started,

@@ -263,8 +263,11 @@ func (n *Node) leaderApply(ctx context.Context, build func(t *metadata.RoutingTa
 		if err != nil {
 			return 0, err
 		}
-		f := n.timedApply(cmd, raftTimeout(ctx))
-		if err := f.Error(); err != nil {
+		f, err := n.timedApply(cmd, raftTimeout(ctx))
+		if err != nil {
+			if errors.Is(err, ErrClosed) {
+				return 0, err
+			}
 			if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
 				return 0, fmt.Errorf("%w: %v", ErrNotLeader, err)
 			}
@@ -358,7 +361,7 @@ func (n *Node) prepareVoterRemoval(ctx context.Context, id metadata.NodeID) erro
 				continue
 			}
 			n.log.Info("promoting non-voter before a voter leaves", "member", c.ID, "leaving", id)
-			if err := n.raft.AddVoter(c.ID, c.Address, cfgIdx, raftTimeout(ctx)).Error(); err != nil {
+			if err := n.futureError(n.raft.AddVoter(c.ID, c.Address, cfgIdx, raftTimeout(ctx))); err != nil {
 				return fmt.Errorf("%w: promoting %s: %v", ErrTimeout, c.ID, err)
 			}
 			remaining = append(remaining, c)
@@ -446,7 +449,7 @@ func (n *Node) removeRaftServer(ctx context.Context, id metadata.NodeID) error {
 	if _, ok := n.raftServer(id); !ok {
 		return nil
 	}
-	if err := n.raft.RemoveServer(raft.ServerID(id), 0, raftTimeout(ctx)).Error(); err != nil {
+	if err := n.futureError(n.raft.RemoveServer(raft.ServerID(id), 0, raftTimeout(ctx))); err != nil {
 		return fmt.Errorf("%w: removing %s from raft: %v", ErrTimeout, id, err)
 	}
 	return nil
@@ -510,7 +513,7 @@ func (n *Node) Leave(ctx context.Context) error {
 	}
 	if n.raft.State() == raft.Leader && voters > 1 {
 		n.log.Info("transferring raft leadership before leaving")
-		if err := n.raft.LeadershipTransfer().Error(); err != nil {
+		if err := n.futureError(n.raft.LeadershipTransfer()); err != nil {
 			return fail(fmt.Errorf("%w: leadership transfer: %v", ErrTimeout, err))
 		}
 		if err := n.waitForOtherLeader(ctx); err != nil {
@@ -573,8 +576,11 @@ func (n *Node) ProposeChange(ctx context.Context, typ fsm.CommandType, ch fsm.Ch
 	if err != nil {
 		return 0, fmt.Errorf("%w: %v", ErrInvalidArgument, err)
 	}
-	f := n.timedApply(cmd, raftTimeout(ctx))
-	if err := f.Error(); err != nil {
+	f, err := n.timedApply(cmd, raftTimeout(ctx))
+	if err != nil {
+		if errors.Is(err, ErrClosed) {
+			return 0, err
+		}
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
 			return 0, fmt.Errorf("%w: %v", ErrNotLeader, err)
 		}

@@ -1,8 +1,10 @@
 package node
 
 import (
+	"errors"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/olric-raft/olric-raft/metadata"
 )
@@ -49,5 +51,34 @@ func TestPromotionWaitsForTheNewPrimarysCopies(t *testing.T) {
 	next = stageMoves(idle, placed(), eligible)
 	if next[0].Primary != "d" {
 		t.Fatalf("partition 0 once d has nothing left to fill: %+v, want d promoted", next[0])
+	}
+}
+
+// unanswered is a Raft future that is not answered until answer is
+// closed (as Raft leaves one it took just before shutting down).
+type unanswered struct{ answer chan struct{} }
+
+func (u unanswered) Error() error {
+	<-u.answer
+	return ErrClosed
+}
+
+// TestFutureErrorEndsWhenTheNodeStops: waiting for a Raft future that is
+// never answered ends once the node stops (Close waits for the goroutines
+// that wait for Raft: one waiting for ever held up Close for ever).
+func TestFutureErrorEndsWhenTheNodeStops(t *testing.T) {
+	n := &Node{stop: make(chan struct{})}
+	f := unanswered{answer: make(chan struct{})}
+	defer close(f.answer) // its waiting goroutine ends (goleak)
+	done := make(chan error, 1)
+	go func() { done <- n.futureError(f) }()
+	close(n.stop)
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrClosed) {
+			t.Fatalf("futureError = %v, want ErrClosed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("futureError still waiting after the node stopped")
 	}
 }
