@@ -3,6 +3,7 @@ package dataplane
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/olric-raft/olric-raft/metadata"
@@ -23,11 +24,22 @@ import (
 // block (a lock that waits, a scan).
 //
 // Like Do, DoMany sets the requests' routing fields: they belong to the
-// call until it returns.
+// call until it returns. A response resps[i] that is not nil on entry is
+// storage the call may write reqs[i]'s response into (resps[i] is set to
+// the response, which may be that storage): a caller that keeps Response
+// values between batches spares an allocation per request.
 func (s *Service) DoMany(ctx context.Context, reqs []*Request, resps []*Response, errs []error) {
-	items := make([]manyItem, len(reqs))
+	ip := manyItemsPool.Get().(*[]manyItem)
+	items := slices.Grow((*ip)[:0], len(reqs))[:len(reqs)]
+	defer func() {
+		clear(items)
+		*ip = items[:0]
+		manyItemsPool.Put(ip)
+	}()
 	t := s.cfg.Routing.Routing()
+	checks := &batchChecks{now: s.engine.nowNanos()}
 	for i, req := range reqs {
+		items[i].run.batch, items[i].run.out = checks, resps[i]
 		s.startMany(ctx, t, req, &items[i])
 	}
 	var retry []int
@@ -83,6 +95,9 @@ func (s *Service) DoMany(ctx context.Context, reqs []*Request, resps []*Response
 		wg.Wait()
 	}
 }
+
+// manyItemsPool keeps DoMany's per-request state between calls.
+var manyItemsPool = sync.Pool{New: func() any { return new([]manyItem) }}
 
 // manyItem is one request of DoMany between its two passes.
 type manyItem struct {

@@ -136,6 +136,13 @@ func (e *Engine) countersFor(name string) *dmapCounters {
 // Errors wrap the sentinels of request.go. req.Partition is ignored (p is
 // authoritative) and req is not retained.
 func (e *Engine) Do(ctx context.Context, p uint32, epoch uint64, req *Request) (*Response, error) {
+	return e.doAt(ctx, p, epoch, req, 0, nil)
+}
+
+// doAt is Do reading the clock as now (unix ns) if now is not 0 (the
+// requests of a batch, applied one after the other, share one reading),
+// and writing a get's or put's response into out if out is not nil.
+func (e *Engine) doAt(ctx context.Context, p uint32, epoch uint64, req *Request, now int64, out *Response) (*Response, error) {
 	part, err := e.partition(p)
 	if err != nil {
 		return nil, err
@@ -166,7 +173,7 @@ func (e *Engine) Do(ctx context.Context, p uint32, epoch uint64, req *Request) (
 	}
 	part.mu.Lock()
 	defer part.mu.Unlock()
-	o, err := e.beginLocked(p, part, epoch, req.Op.IsWrite())
+	o, err := e.beginLocked(p, part, epoch, req.Op.IsWrite(), now)
 	if err != nil {
 		return nil, err
 	}
@@ -175,6 +182,7 @@ func (e *Engine) Do(ctx context.Context, p uint32, epoch uint64, req *Request) (
 			return resp, err
 		}
 	}
+	o.out = out
 	resp, err := o.run(req, match)
 	o.dedupeFinish(resp, err)
 	return resp, err
@@ -212,8 +220,8 @@ func (o *opCtx) run(req *Request, match *globPattern) (*Response, error) {
 }
 
 // beginLocked admits an operation at epoch on part (fencing) and returns
-// its context. part.mu is held.
-func (e *Engine) beginLocked(p uint32, part *partition, epoch uint64, write bool) (opCtx, error) {
+// its context, whose clock reads now (unix ns; 0: the engine's clock). part.mu is held.
+func (e *Engine) beginLocked(p uint32, part *partition, epoch uint64, write bool, now int64) (opCtx, error) {
 	if epoch < part.fence {
 		return opCtx{}, fmt.Errorf("%w: partition %d is fenced at epoch %d, request at %d", ErrFencedEpoch, p, part.fence, epoch)
 	}
@@ -228,7 +236,10 @@ func (e *Engine) beginLocked(p uint32, part *partition, epoch uint64, write bool
 	if part.seq >= limit {
 		return opCtx{}, fmt.Errorf("%w: partition %d has used up its sequence numbers", ErrUnavailable, p)
 	}
-	return opCtx{e: e, p: p, part: part, epoch: epoch, now: e.nowNanos()}, nil
+	if now == 0 {
+		now = e.nowNanos()
+	}
+	return opCtx{e: e, p: p, part: part, epoch: epoch, now: now}, nil
 }
 
 // checkRequest validates req without the partition lock.

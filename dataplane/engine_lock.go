@@ -54,7 +54,7 @@ func (e *Engine) lock(ctx context.Context, p uint32, part *partition, epoch uint
 func (e *Engine) tryLock(p uint32, part *partition, epoch uint64, req *Request, wait bool) (resp *Response, wake <-chan struct{}, left int64, err error) {
 	part.mu.Lock()
 	defer part.mu.Unlock()
-	o, err := e.beginLocked(p, part, epoch, true)
+	o, err := e.beginLocked(p, part, epoch, true, 0)
 	if err != nil {
 		return nil, nil, 0, err
 	}

@@ -23,6 +23,32 @@ type opCtx struct {
 	fp   uint64
 	hold bool
 	held []Mutation
+	// hashed is the key whose hash is hash (from the operation's lookup),
+	// for emit: a write hashes its key once.
+	hashed string
+	hash   uint64
+	// out, if not nil, is where get and put write their response (the
+	// caller's storage; see DoMany).
+	out *Response
+}
+
+// response returns where the operation's response goes: o.out, cleared,
+// or a new one.
+func (o *opCtx) response() *Response {
+	if o.out != nil {
+		*o.out = Response{}
+		return o.out
+	}
+	return new(Response)
+}
+
+// keyHash returns hashKey(key), computed once per operation for its key.
+func (o *opCtx) keyHash(key string) uint64 {
+	if o.hash != 0 && len(key) == len(o.hashed) && key == o.hashed {
+		return o.hash
+	}
+	o.hashed, o.hash = key, hashKey(key)
+	return o.hash
 }
 
 // emit completes m (its sequence number and epoch, and the new version of
@@ -39,7 +65,11 @@ func (o *opCtx) emit(m *Mutation) {
 			m.Version = MakeVersion(o.epoch, m.Seq)
 		}
 	}
-	o.e.applyMutation(o.part, m, o.now)
+	var h uint64
+	if m.Kind != MutationDestroy {
+		h = o.keyHash(m.Key)
+	}
+	o.e.applyMutation(o.part, m, o.now, h)
 	if o.hold {
 		o.held = append(o.held, *m)
 	} else if h := o.e.OnMutation; h != nil {
@@ -83,7 +113,7 @@ func (o *opCtx) live(d *dmapStore, key string, h uint64) *kvEntry {
 }
 
 func (o *opCtx) policy(name string) *dmapPolicy {
-	if d := o.part.dmaps[name]; d != nil {
+	if d := o.part.dmap(name); d != nil {
 		return d.pol
 	}
 	return o.e.policyFor(name)
@@ -129,7 +159,7 @@ func (o *opCtx) admit(name string, cur *kvEntry, klen, vlen int) error {
 		return nil
 	}
 	var keys, bytes int64
-	if d := o.part.dmaps[name]; d != nil {
+	if d := o.part.dmap(name); d != nil {
 		keys, bytes = int64(d.tab.n), d.bytes
 	}
 	if cur == nil {
@@ -155,13 +185,14 @@ func (o *opCtx) set(name, key string, value []byte, exp int64) uint64 {
 }
 
 func (o *opCtx) get(req *Request) (*Response, error) {
-	d := o.part.dmaps[req.DMap]
-	ent := o.live(d, req.Key, hashKey(req.Key))
+	d := o.part.dmap(req.DMap)
+	ent := o.live(d, req.Key, o.keyHash(req.Key))
 	if ent == nil {
 		return nil, &missingKeyError{key: req.Key, dmap: req.DMap}
 	}
 	ent.access = o.now
-	resp := &Response{Found: true, Value: ent.value(), Version: ent.version}
+	resp := o.response()
+	resp.Found, resp.Value, resp.Version = true, ent.value(), ent.version
 	if ent.expireAt != 0 {
 		resp.TTL = time.Duration(ent.expireAt - o.now)
 	}
@@ -169,8 +200,8 @@ func (o *opCtx) get(req *Request) (*Response, error) {
 }
 
 func (o *opCtx) exists(req *Request) (*Response, error) {
-	d := o.part.dmaps[req.DMap]
-	ent := o.live(d, req.Key, hashKey(req.Key))
+	d := o.part.dmap(req.DMap)
+	ent := o.live(d, req.Key, o.keyHash(req.Key))
 	if ent == nil {
 		return &Response{}, nil
 	}
@@ -183,8 +214,8 @@ func (o *opCtx) exists(req *Request) (*Response, error) {
 // the DMap's default TTL. An expiry not in the future deletes the key
 // (Redis SET EX/EXAT semantics) and returns version 0.
 func (o *opCtx) put(req *Request) (*Response, error) {
-	d := o.part.dmaps[req.DMap]
-	cur := o.live(d, req.Key, hashKey(req.Key))
+	d := o.part.dmap(req.DMap)
+	cur := o.live(d, req.Key, o.keyHash(req.Key))
 	switch {
 	case req.NX && cur != nil:
 		return nil, fmt.Errorf("%w: %s in dmap %q (nx)", ErrKeyExists, quoteKey(req.Key), req.DMap)
@@ -221,12 +252,15 @@ func (o *opCtx) put(req *Request) (*Response, error) {
 	if err := o.admit(req.DMap, cur, len(req.Key), len(req.Value)); err != nil {
 		return nil, err
 	}
-	return &Response{Version: o.set(req.DMap, req.Key, req.Value, exp)}, nil
+	v := o.set(req.DMap, req.Key, req.Value, exp)
+	resp := o.response()
+	resp.Version = v
+	return resp, nil
 }
 
 func (o *opCtx) del(req *Request) (*Response, error) {
-	d := o.part.dmaps[req.DMap]
-	ent := o.live(d, req.Key, hashKey(req.Key))
+	d := o.part.dmap(req.DMap)
+	ent := o.live(d, req.Key, o.keyHash(req.Key))
 	if ent == nil {
 		return &Response{}, nil
 	}
@@ -238,8 +272,8 @@ func (o *opCtx) del(req *Request) (*Response, error) {
 // it is a write: the version changes. An expiry not in the future deletes
 // the key.
 func (o *opCtx) expire(req *Request) (*Response, error) {
-	d := o.part.dmaps[req.DMap]
-	ent := o.live(d, req.Key, hashKey(req.Key))
+	d := o.part.dmap(req.DMap)
+	ent := o.live(d, req.Key, o.keyHash(req.Key))
 	if ent == nil {
 		return &Response{}, nil
 	}
@@ -261,8 +295,8 @@ func (o *opCtx) expire(req *Request) (*Response, error) {
 // as 0), stores the result as decimal text and keeps the key's expiry (a
 // new key gets the DMap's default TTL).
 func (o *opCtx) incr(req *Request) (*Response, error) {
-	d := o.part.dmaps[req.DMap]
-	cur := o.live(d, req.Key, hashKey(req.Key))
+	d := o.part.dmap(req.DMap)
+	cur := o.live(d, req.Key, o.keyHash(req.Key))
 	var n int64
 	exp := o.defaultExpiry(o.policy(req.DMap))
 	if cur != nil {
@@ -290,8 +324,8 @@ func (o *opCtx) incr(req *Request) (*Response, error) {
 // same float64, never in exponent notation (strconv 'f', -1), e.g. "10.6",
 // "3", "0.0001". The key's expiry is kept.
 func (o *opCtx) incrByFloat(req *Request) (*Response, error) {
-	d := o.part.dmaps[req.DMap]
-	cur := o.live(d, req.Key, hashKey(req.Key))
+	d := o.part.dmap(req.DMap)
+	cur := o.live(d, req.Key, o.keyHash(req.Key))
 	var f float64
 	exp := o.defaultExpiry(o.policy(req.DMap))
 	if cur != nil {
@@ -317,8 +351,8 @@ func (o *opCtx) incrByFloat(req *Request) (*Response, error) {
 // getPut stores Value (clearing the key's expiry; the DMap's default TTL
 // applies) and returns the previous value.
 func (o *opCtx) getPut(req *Request) (*Response, error) {
-	d := o.part.dmaps[req.DMap]
-	cur := o.live(d, req.Key, hashKey(req.Key))
+	d := o.part.dmap(req.DMap)
+	cur := o.live(d, req.Key, o.keyHash(req.Key))
 	if err := o.admit(req.DMap, cur, len(req.Key), len(req.Value)); err != nil {
 		return nil, err
 	}
@@ -333,7 +367,7 @@ func (o *opCtx) getPut(req *Request) (*Response, error) {
 // heldLock returns the live lock key held with token, deleting it (as a
 // mutation) if its lease ran out.
 func (o *opCtx) heldLock(req *Request) (*dmapStore, *lockState, error) {
-	d := o.part.dmaps[req.DMap]
+	d := o.part.dmap(req.DMap)
 	var ls *lockState
 	if d != nil {
 		ls = d.locks[req.Key]
@@ -369,7 +403,7 @@ func (o *opCtx) lease(req *Request) (*Response, error) {
 }
 
 func (o *opCtx) destroy(req *Request) (*Response, error) {
-	if o.part.dmaps[req.DMap] == nil {
+	if o.part.dmap(req.DMap) == nil {
 		return &Response{}, nil
 	}
 	o.emit(&Mutation{Kind: MutationDestroy, DMap: req.DMap})

@@ -590,3 +590,25 @@ func TestCodesOfNewSentinels(t *testing.T) {
 		}
 	}
 }
+
+// TestEngineDestroyForgetsTheLastDMapLookedUp: a partition remembers the
+// DMap it looked up last; destroying that DMap must not leave its values
+// reachable, nor a new DMap of the same name share the old one's store.
+func TestEngineDestroyForgetsTheLastDMapLookedUp(t *testing.T) {
+	e, _ := etEngine(t, Config{}, 1)
+	etPut(t, e, "m", "a", "1")
+	if v := etGet(t, e, "m", "a"); v != "1" {
+		t.Fatalf("get = %q", v)
+	}
+	etMust(t, e, &Request{Op: OpDestroy, DMap: "m"})
+	if v := etGet(t, e, "m", "a"); v != "<missing>" {
+		t.Fatalf("after destroy: get = %q, want missing", v)
+	}
+	etPut(t, e, "m", "b", "2")
+	if v := etGet(t, e, "m", "a"); v != "<missing>" {
+		t.Fatalf("the new dmap holds the old one's key: %q", v)
+	}
+	if st := e.Stats(); st.Keys != 1 {
+		t.Fatalf("stats %+v, want 1 key", st)
+	}
+}

@@ -5,11 +5,11 @@ package dataplane
 // admit made sure it fits alone). Each eviction deletes (as a
 // mutation) the key victim picks: Redis's approximated LRU.
 func (o *opCtx) enforceLimits(name, key string) {
-	d := o.part.dmaps[name]
-	if d == nil || !d.pol.lru {
+	d := o.part.dmap(name)
+	if d == nil || !d.pol.lru || !d.pol.over(int64(d.tab.n), d.bytes) {
 		return
 	}
-	keep := d.tab.get(key, hashKey(key))
+	keep := d.tab.get(key, o.keyHash(key))
 	for d.pol.over(int64(d.tab.n), d.bytes) && o.part.seq < maxSeq {
 		k, expired := o.victim(d, keep)
 		if k == "" {

@@ -185,7 +185,7 @@ func (e *Engine) ApplyMutation(p uint32, m Mutation) error {
 	}
 	part.raiseFenceLocked(m.Epoch)
 	part.primary = false
-	e.applyMutation(part, &m, e.nowNanos())
+	e.applyMutation(part, &m, e.nowNanos(), 0)
 	return nil
 }
 
@@ -197,22 +197,27 @@ func (e *Engine) ApplyMutation(p uint32, m Mutation) error {
 // m.Key and m.Value are replaced by views of the stored bytes (so m
 // retains no caller memory).
 // A mutation with a RequestID also records its Result (a copy).
-// now only stamps access times. part.mu is held.
-func (e *Engine) applyMutation(part *partition, m *Mutation, now int64) {
+// now only stamps access times. h is hashKey(m.Key) if the caller has it,
+// else 0. part.mu is held.
+func (e *Engine) applyMutation(part *partition, m *Mutation, now int64, h uint64) {
 	part.seq = m.Seq
-	e.applyChange(part, m, now)
+	e.applyChange(part, m, now, h)
 	if m.RequestID != "" {
 		e.recordLocked(part, m.RequestID, m.Result)
 	}
 }
 
-// applyChange makes m's change to part's values and locks.
-func (e *Engine) applyChange(part *partition, m *Mutation, now int64) {
+// applyChange makes m's change to part's values and locks; h is
+// hashKey(m.Key), or 0 for applyChange to compute it.
+func (e *Engine) applyChange(part *partition, m *Mutation, now int64, h uint64) {
+	if h == 0 {
+		h = hashKey(m.Key)
+	}
 	switch m.Kind {
 	case MutationSet:
 		d := e.dmapForWrite(part, m.DMap)
 		ent := newKVEntry(m.Key, m.Value, m.Version, m.ExpireAt, now)
-		old := d.tab.set(hashKey(m.Key), ent)
+		old := d.tab.set(h, ent)
 		d.bytes += ent.size()
 		if old != nil {
 			d.bytes -= old.size()
@@ -225,11 +230,11 @@ func (e *Engine) applyChange(part *partition, m *Mutation, now int64) {
 		}
 		m.Key, m.Value = ent.key(), ent.value()
 	case MutationDelete:
-		d := part.dmaps[m.DMap]
+		d := part.dmap(m.DMap)
 		if d == nil {
 			return
 		}
-		old := d.tab.del(m.Key, hashKey(m.Key))
+		old := d.tab.del(m.Key, h)
 		if old == nil {
 			return
 		}
@@ -238,11 +243,11 @@ func (e *Engine) applyChange(part *partition, m *Mutation, now int64) {
 			d.delExpires(old)
 		}
 	case MutationExpire:
-		d := part.dmaps[m.DMap]
+		d := part.dmap(m.DMap)
 		if d == nil {
 			return
 		}
-		ent := d.tab.get(m.Key, hashKey(m.Key))
+		ent := d.tab.get(m.Key, h)
 		if ent == nil {
 			return
 		}
@@ -279,6 +284,9 @@ func (e *Engine) applyChange(part *partition, m *Mutation, now int64) {
 		if d := part.dmaps[m.DMap]; d != nil {
 			d.wakeWaiters()
 			delete(part.dmaps, m.DMap)
+			if part.last == d {
+				part.last = nil
+			}
 		}
 	}
 }
@@ -332,7 +340,7 @@ func (e *Engine) ApplyReplicated(p uint32, epoch uint64, muts []Mutation) (uint6
 		if m.Seq != part.seq+1 {
 			return part.seq, fmt.Errorf("%w: partition %d is at sequence %d, mutation is %d", ErrSeqGap, p, part.seq, m.Seq)
 		}
-		e.applyMutation(part, &m, now)
+		e.applyMutation(part, &m, now, 0)
 	}
 	return part.seq, nil
 }

@@ -871,6 +871,41 @@ type localRun struct {
 	epoch uint64
 	resp  *Response
 	err   error // the engine's
+	// batch, for the requests of one DoMany: their shared clock and
+	// lease checks (nil: the request's own).
+	batch *batchChecks
+	// out, if not nil: storage for the engine's response (DoMany).
+	out *Response
+}
+
+// batchChecks are the clock reading and lease checks that the requests a
+// DoMany applies here share: the requests are applied one after the other
+// within microseconds, then finished, so one lease check before the first
+// apply stands for each one's, and one after the last apply for each
+// read's check after its apply (a lease valid at some moment after a read
+// was valid when it read).
+type batchChecks struct {
+	now               int64 // the engine's clock for every apply
+	before, after     bool  // checked
+	beforeOK, afterOK bool
+}
+
+// leaseBefore reports whether the lease is valid, checked once per batch
+// before its first apply.
+func (b *batchChecks) leaseBefore(s *Service) bool {
+	if !b.before {
+		b.before, b.beforeOK = true, s.leaseValid()
+	}
+	return b.beforeOK
+}
+
+// leaseAfter reports whether the lease is valid, checked once per batch
+// after its last apply.
+func (b *batchChecks) leaseAfter(s *Service) bool {
+	if !b.after {
+		b.after, b.afterOK = true, s.leaseValid()
+	}
+	return b.afterOK
 }
 
 func (r *localRun) version() uint64 {
@@ -923,7 +958,7 @@ func (s *Service) localApply(ctx context.Context, req *Request, run *localRun) e
 	if s.mu.ready.get(pid) != p.LeaderEpoch {
 		return fmt.Errorf("%w: partition %d at epoch %d", errPartitionNotReady, pid, p.LeaderEpoch)
 	}
-	if !s.leaseValid() {
+	if leased := (run.batch == nil && s.leaseValid()) || (run.batch != nil && run.batch.leaseBefore(s)); !leased {
 		return fmt.Errorf("%w: %s holds no current primary lease (cut off from the Raft leader?)", errNoLease, s.self)
 	}
 	if req.Op.IsWrite() && req.Op != OpDestroy && !p.Written {
@@ -934,7 +969,11 @@ func (s *Service) localApply(ctx context.Context, req *Request, run *localRun) e
 		run.t = t
 	}
 	run.pid, run.epoch = pid, p.LeaderEpoch
-	run.resp, run.err = s.engine.Do(ctx, pid, p.LeaderEpoch, req)
+	var now int64
+	if run.batch != nil {
+		now = run.batch.now
+	}
+	run.resp, run.err = s.engine.doAt(ctx, pid, p.LeaderEpoch, req, now, run.out)
 	if errors.Is(run.err, ErrFencedEpoch) {
 		// The partition moved on between our routing check and the engine.
 		return fmt.Errorf("%w: %w", ErrStaleRouting, run.err)
@@ -963,7 +1002,7 @@ func (s *Service) localFinish(ctx context.Context, req *Request, run *localRun) 
 		return nil, t.Version, fmt.Errorf("%w: %w", ErrUnavailable, werr)
 	}
 	if !req.Op.IsWrite() {
-		if !s.leaseValid() {
+		if leased := (run.batch == nil && s.leaseValid()) || (run.batch != nil && run.batch.leaseAfter(s)); !leased {
 			// The state read may be stale by now: another primary may
 			// have been promoted after our lease ran out.
 			return nil, t.Version, fmt.Errorf("%w: %s lost its primary lease during the read", errNoLease, s.self)

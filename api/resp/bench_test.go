@@ -6,6 +6,9 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/olric-raft/olric-raft/metrics"
@@ -83,4 +86,86 @@ func BenchmarkPipelined(b *testing.B) {
 	}
 	b.Run("set", func(b *testing.B) { run(b, "SET", len("+OK\r\n")) })
 	b.Run("get", func(b *testing.B) { run(b, "GET", len("$100\r\n")+100+2) })
+}
+
+// memConn is a net.Conn whose reads return prepared batches of commands,
+// one batch per Read, n in all, and whose writes are counted and dropped:
+// serving it measures the server's own work per command, without the
+// kernel's.
+type memConn struct {
+	net.Conn // nil: only Read, Write and Close are called
+	batches  [][]byte
+	left     int
+	next     int
+	written  int64
+}
+
+func (c *memConn) Read(p []byte) (int, error) {
+	if c.left == 0 {
+		return 0, io.EOF
+	}
+	c.left--
+	b := c.batches[c.next%len(c.batches)]
+	c.next++
+	return copy(p, b), nil
+}
+
+func (c *memConn) Write(p []byte) (int, error) { c.written += int64(len(p)); return len(p), nil }
+func (c *memConn) Close() error                { return nil }
+
+// BenchmarkServeConn runs a real single-member node's RESP command path
+// (parse, dispatch, data plane, reply) on batches of 16 pipelined SET or
+// GET commands of 100-byte values over 100k keys (redis-benchmark -P 16
+// -r 100000 -d 100), read from memory: ns/op is the server's CPU per
+// command without the kernel's read and write.
+//
+//	go test -run '^$' -bench ServeConn -benchmem ./api/resp
+func BenchmarkServeConn(b *testing.B) {
+	n := startRealNode(b, "bench")
+	opts := Options{Logger: quiet(), Metrics: metrics.NewRegistry().RESP(CommandNames())}
+	s := New(n, opts)
+	defer s.Close()
+	stopClock := make(chan struct{}) // as Serve runs it
+	defer close(stopClock)
+	go s.runClock(stopClock)
+	for s.clock.Load() == 0 {
+		runtime.Gosched()
+	}
+	const depth = 16
+	keys := 100000
+	if v, err := strconv.Atoi(os.Getenv("OLRIC_RAFT_BENCH_KEYS")); err == nil && v > 0 {
+		keys = v
+	}
+	value := strings.Repeat("x", 100)
+	batch := func(cmd string, start int) []byte {
+		var out []byte
+		for i := range depth {
+			key := fmt.Sprintf("key:%012d", (start+i)*7919%keys)
+			if cmd == "SET" {
+				out = fmt.Appendf(out, "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n", len(key), key, len(value), value)
+			} else {
+				out = fmt.Appendf(out, "*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n", len(key), key)
+			}
+		}
+		return out
+	}
+	serve := func(cmd string, batches int) *memConn {
+		all := make([][]byte, keys/depth)
+		for i := range all {
+			all[i] = batch(cmd, i*depth)
+		}
+		mc := &memConn{batches: all, left: batches}
+		s.serveConn(newClientConn(mc))
+		return mc
+	}
+	serve("SET", keys/depth) // every key exists before any GET
+	for _, cmd := range []string{"SET", "GET"} {
+		b.Run(strings.ToLower(cmd), func(b *testing.B) {
+			b.ReportAllocs()
+			mc := serve(cmd, (b.N+depth-1)/depth)
+			if mc.written == 0 {
+				b.Fatal("no replies")
+			}
+		})
+	}
 }

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/olric-raft/olric-raft/dataplane"
 	"github.com/olric-raft/olric-raft/metadata"
@@ -72,18 +74,34 @@ func multiMember(t *metadata.RoutingTable) bool {
 	return false
 }
 
-// parallelBatch returns the commands to run concurrently starting with
-// cmd — cmd and the rest of the pipeline already read, taken off the
-// connection — or nil when the pipeline must run one by one.
-func (s *Server) parallelBatch(conn *clientConn, cmd [][]byte) [][][]byte {
+// pipelineBatch returns the commands to run together starting with cmd —
+// cmd and the rest of the pipeline already read, taken off the connection
+// — or nil when the pipeline must run one by one. A batch is single-key
+// commands on distinct keys (distinctSingleKey), run through DoMany when
+// they are all plain GET/SET/DM.GET/DM.PUT (many is true; on any number
+// of members: one routing, lease and clock check for the batch), or
+// concurrently when the cluster has several members.
+func (s *Server) pipelineBatch(conn *clientConn, cmd [][]byte) (batch [][][]byte, many bool) {
 	rest := conn.peekPipeline()
-	if len(rest) == 0 || len(rest)+1 > maxParallel || !multiMember(s.c.Routing()) {
-		return nil
+	if len(rest) == 0 || len(rest)+1 > maxParallel {
+		return nil, false
+	}
+	_, canMany := s.c.(doManyer)
+	if canMany {
+		canMany = isSimple(commandName32(cmd[0]), len(cmd))
+		for i := 0; canMany && i < len(rest); i++ {
+			canMany = len(rest[i]) > 0 && isSimple(commandName32(rest[i][0]), len(rest[i]))
+		}
+	}
+	if !canMany && !multiMember(s.c.Routing()) {
+		return nil, false
 	}
 	if !s.distinctSingleKey(cmd, rest) {
-		return nil
+		return nil, false
 	}
-	return append([][][]byte{cmd}, conn.takePipeline()...)
+	conn.batch = append(conn.batch[:0], cmd)
+	conn.batch = append(conn.batch, conn.takePipeline()...)
+	return conn.batch, canMany
 }
 
 // distinctSingleKey reports whether cmd and rest (at most maxParallel in
@@ -141,94 +159,147 @@ func isSimple(name string, nargs int) bool {
 
 // simpleRequest sets req to the request of a plain "GET key", "SET key
 // value", "DM.GET dmap key" or "DM.PUT dmap key value" (no option), the
-// commands a batch runs through DoMany; false for any other.
+// commands a batch runs through DoMany; false for any other. The key and
+// value view args (valid while the batch runs: DoMany keeps neither, a
+// stored key and value are copies); a DMap name is copied (a new DMap
+// keeps its name).
 func simpleRequest(name string, args [][]byte, req *dataplane.Request) bool {
 	switch {
 	case name == "get" && len(args) == 2:
-		*req = dataplane.Request{Op: dataplane.OpGet, DMap: defaultDMap, Key: string(args[1])}
+		*req = dataplane.Request{Op: dataplane.OpGet, DMap: defaultDMap, Key: viewString(args[1])}
 	case name == "set" && len(args) == 3:
-		*req = dataplane.Request{Op: dataplane.OpPut, DMap: defaultDMap, Key: string(args[1]), Value: args[2]}
+		*req = dataplane.Request{Op: dataplane.OpPut, DMap: defaultDMap, Key: viewString(args[1]), Value: args[2]}
 	case name == "dm.get" && len(args) == 3:
-		*req = dataplane.Request{Op: dataplane.OpGet, DMap: string(args[1]), Key: string(args[2])}
+		*req = dataplane.Request{Op: dataplane.OpGet, DMap: string(args[1]), Key: viewString(args[2])}
 	case name == "dm.put" && len(args) == 4:
-		*req = dataplane.Request{Op: dataplane.OpPut, DMap: string(args[1]), Key: string(args[2]), Value: args[3]}
+		*req = dataplane.Request{Op: dataplane.OpPut, DMap: string(args[1]), Key: viewString(args[2]), Value: args[3]}
 	default:
 		return false
 	}
 	return true
 }
 
+// viewString returns b's bytes as a string without copying: it is valid
+// only while b is not modified.
+func viewString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// manyState is a connection's kept buffers for runMany.
+type manyState struct {
+	names  []string
+	reqs   []dataplane.Request
+	ptrs   []*dataplane.Request
+	at     []int // the command of each request
+	resps  []*dataplane.Response
+	out    []dataplane.Response // storage for the responses (DoMany)
+	errs   []error
+	failed []bool
+	recs   []recorder // the refusals of the auth gate (with Options.Auth)
+	ops    []replyOp
+}
+
+// reset sizes m for n commands, clearing what the last batch left.
+func (m *manyState) reset(n int) {
+	clear(m.reqs)
+	clear(m.ptrs)
+	clear(m.resps)
+	clear(m.out)
+	clear(m.errs)
+	m.names = m.names[:0]
+	m.reqs = slices.Grow(m.reqs[:0], n)[:n]
+	m.ptrs = m.ptrs[:0]
+	m.at = m.at[:0]
+	m.failed = append(m.failed[:0], make([]bool, n)...)
+}
+
 // runMany runs a batch of simple commands (simpleRequest) through the
 // Cluster's DoMany — no goroutine per command — and writes their replies
-// in order, as their own handlers would. It reports false, having done
-// nothing, when the Cluster has no DoMany or a command is not simple.
-func (s *Server) runMany(conn *clientConn, cmds [][][]byte) bool {
-	dm, ok := s.c.(doManyer)
-	if !ok {
-		return false
-	}
-	names := make([]string, len(cmds))
-	for i, c := range cmds {
-		names[i] = commandName32(c[0])
-		if !isSimple(names[i], len(c)) {
-			return false
-		}
-	}
-	start := monoNanos()
-	ctx := s.requestContext(conn)
+// in order, as their own handlers would.
+func (s *Server) runMany(conn *clientConn, cmds [][][]byte) {
+	dm := s.c.(doManyer)
+	m := &conn.many
 	n := len(cmds)
-	recs := make([]recorder, n)
-	ops := make([]replyOp, n)
-	reqs := make([]dataplane.Request, n)
-	ptrs := make([]*dataplane.Request, 0, n)
-	at := make([]int, 0, n) // the command of each request
-	for i := range cmds {
-		recs[i].conn = conn
-		recs[i].replies = ops[i : i : i+1]
-		if s.opts.Auth != nil && s.gate(&recs[i], cmds[i]) {
-			continue // refused: the recorder holds NOAUTH or NOPERM
-		}
-		simpleRequest(names[i], cmds[i], &reqs[i])
-		ptrs = append(ptrs, &reqs[i])
-		at = append(at, i)
+	m.reset(n)
+	start := conn.lastMono
+	if start == 0 && s.opts.Metrics != nil {
+		start = monoNanos()
 	}
-	resps := make([]*dataplane.Response, len(ptrs))
-	errs := make([]error, len(ptrs))
+	ctx := s.requestContext(conn)
+	var refused []int // commands the auth gate answered
+	if s.opts.Auth != nil {
+		m.recs = append(m.recs[:0], make([]recorder, n)...)
+		m.ops = append(m.ops[:0], make([]replyOp, n)...)
+	}
+	for i, c := range cmds {
+		m.names = append(m.names, commandName32(c[0]))
+		if s.opts.Auth != nil {
+			r := &m.recs[i]
+			r.conn, r.replies = conn, m.ops[i:i:i+1]
+			if s.gate(r, c) {
+				refused = append(refused, i)
+				continue
+			}
+		}
+		simpleRequest(m.names[i], c, &m.reqs[i])
+		m.ptrs = append(m.ptrs, &m.reqs[i])
+		m.at = append(m.at, i)
+	}
+	m.out = slices.Grow(m.out[:0], len(m.ptrs))[:len(m.ptrs)]
+	m.resps = m.resps[:0]
+	for k := range m.out {
+		m.resps = append(m.resps, &m.out[k])
+	}
+	m.errs = append(m.errs[:0], make([]error, len(m.ptrs))...)
 	func() {
 		defer func() {
 			if p := recover(); p != nil {
 				s.log.Error("resp: panic in a batch of commands", "panic", p)
-				for k := range errs {
-					resps[k], errs[k] = nil, errInternal
+				for k := range m.errs {
+					m.resps[k], m.errs[k] = nil, errInternal
 				}
 			}
 		}()
-		dm.DoMany(ctx, ptrs, resps, errs)
+		dm.DoMany(ctx, m.ptrs, m.resps, m.errs)
 	}()
-	for k, i := range at {
-		x := &call{s: s, ctx: ctx, w: &recs[i], name: names[i], args: cmds[i][1:]}
-		if errs[k] == errInternal {
-			x.w.WriteError("ERR internal error")
+	k := 0
+	for i := range cmds {
+		if len(refused) > 0 && refused[0] == i {
+			refused = refused[1:]
+			m.recs[i].replay(conn)
+			m.failed[i] = true
 			continue
 		}
-		switch names[i] {
-		case "get":
-			x.replyGet(resps[k], errs[k])
-		case "dm.get":
-			x.replyValue(resps[k], errs[k])
-		default:
-			x.replyOK(errs[k])
-		}
+		m.failed[i] = s.replyMany(conn, ctx, m.names[i], cmds[i], m.resps[k], m.errs[k])
+		k++
 	}
 	if s.opts.Metrics != nil {
-		took := time.Duration(monoNanos() - start)
-		for i := range recs {
-			s.opts.Metrics.Observe(names[i], recs[i].failed, took)
+		end := monoNanos()
+		conn.lastMono = end
+		took := time.Duration(end - start)
+		for i := range cmds {
+			s.opts.Metrics.Observe(m.names[i], m.failed[i], took)
 		}
 	}
-	for i := range recs {
-		recs[i].replay(conn)
+}
+
+// replyMany writes the reply of simple command name (args) to w, from its
+// result; it reports whether the reply is an error.
+func (s *Server) replyMany(w *clientConn, ctx context.Context, name string, args [][]byte, resp *dataplane.Response, err error) bool {
+	switch {
+	case err == errInternal:
+		w.WriteError("ERR internal error")
+		return true
+	case err == nil && name == "get", err == nil && name == "dm.get":
+		w.WriteBulk(resp.Value)
+		return false
+	case err == nil:
+		w.WriteString("OK")
+		return false
+	case name == "get" && isNotFound(err):
+		w.WriteNull()
+		return false
 	}
+	x := call{s: s, ctx: ctx, w: w, name: name, args: args[1:]}
+	x.fail(err)
 	return true
 }
 
@@ -237,9 +308,6 @@ var errInternal = errors.New("resp: internal error")
 
 // runParallel runs cmds concurrently and writes their replies in order.
 func (s *Server) runParallel(conn *clientConn, cmds [][][]byte) {
-	if s.runMany(conn, cmds) {
-		return
-	}
 	ctx := s.requestContext(conn)
 	recs := make([]recorder, len(cmds))
 	// Most commands reply with one item: one backing array for all.

@@ -3,9 +3,12 @@ package resp
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,6 +16,7 @@ import (
 
 	"github.com/olric-raft/olric-raft/api/httpapi/httpapitest"
 	"github.com/olric-raft/olric-raft/dataplane"
+	"github.com/olric-raft/olric-raft/node"
 )
 
 // barrierCluster holds writes of keys "par-*" until need of them are in
@@ -261,5 +265,85 @@ func TestPipelineBatchKeepsAuthRoles(t *testing.T) {
 	}
 	if b := c.takeBatches(); len(b) != 1 || b[0] != 1 {
 		t.Fatalf("DoMany batches %v, want one holding only the GET", b)
+	}
+}
+
+// countingNode is a real node that counts its DoMany batches.
+type countingNode struct {
+	*node.Node
+	batches atomic.Int64
+}
+
+func (c *countingNode) DoMany(ctx context.Context, reqs []*dataplane.Request, resps []*dataplane.Response, errs []error) {
+	c.batches.Add(1)
+	c.Node.DoMany(ctx, reqs, resps, errs)
+}
+
+// TestSingleMemberPipelineBatchStoresCopies: on one member a pipeline of
+// plain SET/GET/DM.PUT/DM.GET on distinct keys also runs as DoMany
+// batches, whose requests view the connection's read buffer; what they
+// store — keys, values, a new DMap's name — must be copies: later
+// pipelines overwrite that buffer, and every key, value and DMap reads
+// back as written.
+func TestSingleMemberPipelineBatchStoresCopies(t *testing.T) {
+	n := &countingNode{Node: startRealNode(t, "solo")}
+	_, rc := start(t, n)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	want := map[string]string{}
+	for round, prefix := range []string{"k", "other-longer-key-"} {
+		p := rc.Pipeline()
+		for i := range 32 {
+			k, v := fmt.Sprintf("%s%d", prefix, i), fmt.Sprintf("value-%d-%d-%s", round, i, strings.Repeat("z", round*7+i))
+			p.Set(ctx, k, v, 0)
+			want[k] = v
+		}
+		p.Do(ctx, "DM.PUT", fmt.Sprintf("map-%d", round), "key", fmt.Sprintf("dm-%d", round))
+		if _, err := p.Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n.batches.Load() == 0 {
+		t.Fatal("no pipeline ran as a DoMany batch")
+	}
+	// Reads, pipelined (batches again) and one by one.
+	p := rc.Pipeline()
+	gets := map[string]*redis.StringCmd{}
+	for k := range want {
+		gets[k] = p.Get(ctx, k)
+	}
+	if _, err := p.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range want {
+		if got, err := gets[k].Result(); err != nil || got != v {
+			t.Errorf("pipelined GET %s = %q, %v; want %q", k, got, err, v)
+		}
+		if got, err := rc.Get(ctx, k).Result(); err != nil || got != v {
+			t.Errorf("GET %s = %q, %v; want %q", k, got, err, v)
+		}
+	}
+	for round := range 2 {
+		if got, err := rc.Do(ctx, "DM.GET", fmt.Sprintf("map-%d", round), "key").Text(); err != nil || got != fmt.Sprintf("dm-%d", round) {
+			t.Errorf("DM.GET map-%d key = %q, %v", round, got, err)
+		}
+	}
+	// The stored keys are the keys written, not what the buffer holds now.
+	var keys []string
+	cursor := uint64(0)
+	for {
+		page, next, err := rc.Scan(ctx, cursor, "*", 1000).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, page...)
+		if cursor = next; cursor == 0 {
+			break
+		}
+	}
+	slices.Sort(keys)
+	wantKeys := slices.Sorted(maps.Keys(want))
+	if !slices.Equal(keys, wantKeys) {
+		t.Fatalf("SCAN lists %d keys %q,\nwant %d %q", len(keys), keys, len(wantKeys), wantKeys)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -77,6 +78,10 @@ type Server struct {
 	c    Cluster
 	opts Options
 	log  *slog.Logger
+	// yieldBeforeWrite: the process runs Go code on one thread at a time
+	// (GOMAXPROCS 1), so a connection lets the others whose input is
+	// ready run before it writes its replies (clientconn.go).
+	yieldBeforeWrite bool
 
 	base   context.Context // cancelled by Close: aborts running commands
 	cancel context.CancelFunc
@@ -111,7 +116,7 @@ func New(c Cluster, opts Options) *Server {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{c: c, opts: opts, log: opts.Logger, base: ctx, cancel: cancel,
-		workers: workpool.New(maxWorkers)}
+		workers: workpool.New(maxWorkers), yieldBeforeWrite: runtime.GOMAXPROCS(0) == 1}
 }
 
 // ErrServerClosed is returned by Serve and ListenAndServe after Close.
@@ -278,8 +283,11 @@ func (s *Server) handle(conn *clientConn, args [][]byte) {
 			conn.WriteError("ERR internal error")
 		}
 	}()
-	if batch := s.parallelBatch(conn, args); batch != nil {
-		s.runParallel(conn, batch) // pipeline.go
+	if batch, many := s.pipelineBatch(conn, args); many {
+		s.runMany(conn, batch) // pipeline.go
+		return
+	} else if batch != nil {
+		s.runParallel(conn, batch)
 		return
 	}
 	st := stateOf(conn)
