@@ -131,8 +131,10 @@ func BenchmarkServeConn(b *testing.B) {
 	for s.clock.Load() == 0 {
 		runtime.Gosched()
 	}
-	const depth = 16
-	keys := 100000
+	depth, keys := 16, 100000
+	if v, err := strconv.Atoi(os.Getenv("OLRIC_RAFT_BENCH_DEPTH")); err == nil && v > 0 {
+		depth = v
+	}
 	if v, err := strconv.Atoi(os.Getenv("OLRIC_RAFT_BENCH_KEYS")); err == nil && v > 0 {
 		keys = v
 	}

@@ -194,6 +194,7 @@ func (s *Server) serveConn(c *clientConn) {
 			continue
 		}
 		c.lastMono = 0 // the first command's latency starts now
+		pipelined := len(c.cmds) > 1
 		for len(c.cmds) > 0 && !c.closing {
 			args := c.cmds[0]
 			c.cmds = c.cmds[1:]
@@ -210,18 +211,20 @@ func (s *Server) serveConn(c *clientConn) {
 			_ = c.flush()
 			return
 		}
-		if s.yieldBeforeWrite {
+		if s.yieldBeforeWrite && pipelined {
 			// With one thread running Go code, the connections are
-			// served one after the other. A client whose reply is
-			// written at once has mostly gone idle since it sent its
-			// commands, and each write wakes it (an inter-processor
-			// interrupt, dear in a virtual machine: an eighth of the
-			// server's CPU under redis-benchmark -P 16). Yielding first
-			// lets the other connections whose input is ready run, so
-			// the replies leave together, as redis-server's event loop
-			// writes them: measured 10-15 % more SET and GET at -P 16.
-			// With several threads the yield hands the goroutine to
-			// another thread, which costs more than it saves.
+			// served one after the other. A pipelining client whose
+			// replies are written at once has mostly gone idle since it
+			// sent its commands, and each write wakes it (an
+			// inter-processor interrupt, dear in a virtual machine: an
+			// eighth of the server's CPU under redis-benchmark -P 16).
+			// Yielding first lets the other connections whose input is
+			// ready run, so the replies leave together, as
+			// redis-server's event loop writes them: measured 10-15 %
+			// more SET and GET at -P 16. A lone command is answered at
+			// once (the yield cost more than it saved at -P 1), and with
+			// several threads the yield hands the goroutine to another
+			// thread, which costs more than it saves.
 			runtime.Gosched()
 		}
 		if c.flush() != nil {

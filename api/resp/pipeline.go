@@ -80,13 +80,19 @@ func multiMember(t *metadata.RoutingTable) bool {
 // commands on distinct keys (distinctSingleKey), run through DoMany when
 // they are all plain GET/SET/DM.GET/DM.PUT (many is true; on any number
 // of members: one routing, lease and clock check for the batch), or
-// concurrently when the cluster has several members.
+// concurrently when the cluster has several members. A lone plain
+// command is a batch of one for DoMany.
 func (s *Server) pipelineBatch(conn *clientConn, cmd [][]byte) (batch [][][]byte, many bool) {
 	rest := conn.peekPipeline()
+	_, canMany := s.c.(doManyer)
+	if len(rest) == 0 && canMany && isSimple(commandName32(cmd[0]), len(cmd)) {
+		// A lone plain command takes the same lean path.
+		conn.batch = append(conn.batch[:0], cmd)
+		return conn.batch, true
+	}
 	if len(rest) == 0 || len(rest)+1 > maxParallel {
 		return nil, false
 	}
-	_, canMany := s.c.(doManyer)
 	if canMany {
 		canMany = isSimple(commandName32(cmd[0]), len(cmd))
 		for i := 0; canMany && i < len(rest); i++ {
@@ -138,7 +144,10 @@ func (s *Server) distinctSingleKey(cmd [][]byte, rest [][][]byte) bool {
 }
 
 // doManyer is the optional DoMany of a Cluster: several key operations
-// in flight together (dataplane.Service.DoMany).
+// in flight together (dataplane.Service.DoMany). The requests' keys and
+// values view the connection's read buffer: valid only during the call,
+// so an implementation copies what it keeps (the data plane stores
+// copies).
 type doManyer interface {
 	DoMany(ctx context.Context, reqs []*dataplane.Request, resps []*dataplane.Response, errs []error)
 }

@@ -149,6 +149,8 @@ func (c *manyCluster) DoMany(ctx context.Context, reqs []*dataplane.Request, res
 	c.batches = append(c.batches, len(reqs))
 	c.mu.Unlock()
 	for i, r := range reqs {
+		// The fake keeps keys: copy them (they view the read buffer).
+		r.Key = strings.Clone(r.Key)
 		resps[i], errs[i] = c.Do(ctx, r)
 	}
 }
@@ -165,8 +167,9 @@ func (c *manyCluster) takeBatches() []int {
 // plain GET/SET and DM.GET/DM.PUT on distinct keys goes to the node as one
 // DoMany batch (no goroutine per command) and is answered in order, each
 // reply as the command's own handler gives it: OK, a value, nil for a
-// missing key, Olric's error for a missing DM.GET key. A pipeline with any
-// other command (here SET with an option) runs command by command.
+// missing key, Olric's error for a missing DM.GET key. A lone plain
+// command is a batch of one. A pipeline with any other command (here SET
+// with an option) runs command by command.
 func TestPipelineOfPlainCommandsRunsAsOneBatch(t *testing.T) {
 	c := &manyCluster{Cluster: httpapitest.NewCluster(3, 3, 2)}
 	_, rc := start(t, c)
@@ -211,6 +214,9 @@ func TestPipelineOfPlainCommandsRunsAsOneBatch(t *testing.T) {
 	}
 	if v, err := rc.Get(ctx, "a").Result(); err != nil || v != "1" {
 		t.Errorf("GET a after the batch = %q, %v; want 1", v, err)
+	}
+	if b := c.takeBatches(); len(b) != 1 || b[0] != 1 {
+		t.Fatalf("DoMany batches %v for a lone GET, want one of 1", b)
 	}
 
 	p = rc.Pipeline()
