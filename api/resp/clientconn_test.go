@@ -130,35 +130,69 @@ func TestConnQuitAndBadRequests(t *testing.T) {
 }
 
 // TestConnCloseEndsIdleConnections: Server.Close ends connections that
-// are waiting for a request.
+// are waiting for a request, whether they wait through the runtime's
+// poller or the ready queue; and a connection the client closes ends on
+// the server.
 func TestConnCloseEndsIdleConnections(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := New(httpapitest.NewCluster(1, 3, 1), Options{Logger: quiet()})
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ln) }()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := c.Write([]byte("PING\r\n")); err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 7)
-	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "+PONG\r\n" {
-		t.Fatalf("%q %v", buf, err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-done; err != ErrServerClosed {
-		t.Fatalf("Serve returned %v", err)
-	}
-	if n, err := c.Read(buf); err == nil {
-		t.Fatalf("read %q after Close", buf[:n])
+	for _, queue := range []bool{false, true} {
+		t.Run(fmt.Sprintf("ready queue %v", queue), func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := New(httpapitest.NewCluster(1, 3, 1), Options{Logger: quiet()})
+			s.useReadyQueue = queue
+			done := make(chan error, 1)
+			go func() { done <- s.Serve(ln) }()
+			ping := func(c net.Conn) {
+				t.Helper()
+				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+				if _, err := c.Write([]byte("PING\r\n")); err != nil {
+					t.Fatal(err)
+				}
+				buf := make([]byte, 7)
+				if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "+PONG\r\n" {
+					t.Fatalf("%q %v", buf, err)
+				}
+			}
+			var conns []net.Conn
+			for range 4 {
+				c, err := net.Dial("tcp", ln.Addr().String())
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				ping(c)
+				conns = append(conns, c)
+			}
+			// The client leaves: the server ends the connection.
+			conns[0].Close()
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				s.mu.Lock()
+				n := len(s.clients)
+				s.mu.Unlock()
+				if n == 3 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%d connections served after one of 4 closed", n)
+				}
+				time.Sleep(time.Millisecond)
+			}
+			ping(conns[1]) // the others still work
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-done; err != ErrServerClosed {
+				t.Fatalf("Serve returned %v", err)
+			}
+			buf := make([]byte, 7)
+			for _, c := range conns[1:] {
+				if n, err := c.Read(buf); err == nil {
+					t.Fatalf("read %q after Close", buf[:n])
+				}
+			}
+		})
 	}
 }

@@ -154,6 +154,10 @@ type guardedConn struct {
 	g       guard
 	pending string // a framing error to report on the next Read
 	failed  bool
+	// waiter, if not nil, reads for Conn through the server's ready
+	// queue (readyqueue_linux.go) until it stops (queueStopped).
+	waiter       *readWaiter
+	queueStopped bool
 }
 
 func (c *guardedConn) Read(p []byte) (int, error) {
@@ -163,7 +167,16 @@ func (c *guardedConn) Read(p []byte) (int, error) {
 	if c.pending != "" {
 		return 0, c.fail()
 	}
-	n, err := c.Conn.Read(p)
+	var n int
+	var err error
+	if c.waiter != nil && !c.queueStopped {
+		if n, err = c.waiter.read(p); errors.Is(err, errQueueStopped) {
+			c.queueStopped = true
+		}
+	}
+	if c.waiter == nil || c.queueStopped {
+		n, err = c.Conn.Read(p)
+	}
 	if n > 0 {
 		ok, problem := c.g.check(p[:n])
 		if problem != "" {

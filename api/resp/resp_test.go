@@ -31,6 +31,9 @@ func start(t *testing.T, c Cluster) (*Server, *redis.Client) {
 		t.Fatal(err)
 	}
 	s := New(c, Options{Logger: quiet(), RequestTimeout: 5 * time.Second})
+	// As a server on one CPU runs (GOMAXPROCS 1): its connections wait
+	// for input through the ready queue (on Linux).
+	s.useReadyQueue = true
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ln) }()
 	for s.Addr() == nil {

@@ -82,6 +82,11 @@ type Server struct {
 	// (GOMAXPROCS 1), so a connection lets the others whose input is
 	// ready run before it writes its replies (clientconn.go).
 	yieldBeforeWrite bool
+	// ready, if not nil, wakes the connections in the order their input
+	// arrived (readyqueue_linux.go); Serve starts it when
+	// yieldBeforeWrite (one thread: the order matters) or useReadyQueue.
+	ready         *readyQueue
+	useReadyQueue bool
 
 	base   context.Context // cancelled by Close: aborts running commands
 	cancel context.CancelFunc
@@ -150,6 +155,11 @@ func (s *Server) Serve(ln net.Listener) error {
 	defer s.serving.Done()
 
 	gl := &guardedListener{Listener: ln, maxArgs: s.opts.MaxArgs, maxBulk: s.opts.MaxBulk}
+	if s.yieldBeforeWrite || s.useReadyQueue {
+		s.mu.Lock()
+		s.ready = newReadyQueue()
+		s.mu.Unlock()
+	}
 	stopClock := make(chan struct{})
 	clockDone := make(chan struct{})
 	go func() {
@@ -191,6 +201,9 @@ func (s *Server) acceptLoop(ln net.Listener) error {
 			return err
 		}
 		pause = 0
+		if gc, ok := nc.(*guardedConn); ok {
+			gc.waiter = s.ready.register(gc.Conn)
+		}
 		c := newClientConn(nc)
 		if !s.track(c) {
 			_ = nc.Close()
@@ -227,12 +240,20 @@ func (s *Server) track(c *clientConn) bool {
 
 // untrack closes c and releases what it holds.
 func (s *Server) untrack(c *clientConn) {
+	unregister(c)
 	_ = c.nc.Close()
 	s.release(c)
 	s.mu.Lock()
 	delete(s.clients, c)
 	s.mu.Unlock()
 	s.conns.Done()
+}
+
+// unregister takes c off the ready queue, if it is on it.
+func unregister(c *clientConn) {
+	if gc, ok := c.nc.(*guardedConn); ok && gc.waiter != nil {
+		gc.waiter.unregister()
+	}
 }
 
 // Addr returns the listener's address, or nil before Serve.
@@ -268,9 +289,14 @@ func (s *Server) Close() error {
 	s.mu.Lock()
 	for c := range s.clients {
 		_ = c.nc.Close()
+		unregister(c) // ends a wait for input
 	}
+	ready := s.ready
 	s.mu.Unlock()
 	s.conns.Wait()
+	if ready != nil {
+		ready.close()
+	}
 	s.workers.Stop() // no connection is left to submit a command
 	return err
 }

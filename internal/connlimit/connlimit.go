@@ -94,6 +94,10 @@ type conn struct {
 	once sync.Once
 }
 
+// Unwrap returns the connection the listener accepted (the same bytes:
+// this wrapper only counts).
+func (c *conn) Unwrap() net.Conn { return c.Conn }
+
 func (c *conn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(func() { c.l.open.Add(-1) })
