@@ -4,9 +4,12 @@
 // connection loop is the package's own (clientconn.go), which reuses each
 // connection's buffers so that framing allocates nothing per command.
 //
-// Every command runs with a deadline (Options.RequestTimeout). Commands of
-// one connection run one after another, so pipelined replies stay in
-// order. A guard in front of redcon's parser checks the framing of every
+// Every command runs with a deadline (Options.RequestTimeout). Replies
+// of a pipeline are written in command order: its commands run one after
+// another, or, when they are single-key commands on distinct keys, as one
+// batch (pipeline.go). With one thread running Go code (GOMAXPROCS 1)
+// the connections wait for input through a ready queue that serves them
+// in the order their input arrived (readyqueue_linux.go). A guard in front of redcon's parser checks the framing of every
 // request as it is read (multi-bulk count 1..MaxArgs, bulk lengths
 // 0..MaxBulk, digits only, CRLF, inline lines at most 64 KiB): anything
 // else gets "-ERR Protocol error: ..." and the connection is closed.
