@@ -665,6 +665,14 @@ func (n *Node) shutdown() error {
 		if err := n.mux.Close(); err != nil {
 			errs = append(errs, err)
 		}
+		// A handler of Raft's transport may still be saving a term it
+		// heard after Raft shut down (Raft panics if the store is gone):
+		// the store outlives them. Closing the connections ended them.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := n.mux.WaitRaftConns(ctx); err != nil {
+			n.log.Warn("closing the Raft store with Raft connections still open", "error", err)
+		}
+		cancel()
 	}
 	if n.store != nil {
 		if err := n.store.Close(); err != nil {

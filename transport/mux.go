@@ -196,6 +196,11 @@ type Mux struct {
 		closed  bool                      // guarded by mu
 		serving bool                      // ServeRPC was called; guarded by mu
 		conns   map[*trackedConn]struct{} // open conns accepted or dialed; guarded by mu
+		// raftOpen counts the connections handed to the Raft layer and
+		// not yet closed by their user (raftConn); raftIdle is closed
+		// while it is 0 (WaitRaftConns).
+		raftOpen int
+		raftIdle chan struct{}
 	}
 }
 
@@ -476,6 +481,9 @@ func (m *Mux) handshake(tc *trackedConn) {
 		_ = c.Close()
 		return
 	}
+	if kl == m.raft {
+		c = m.newRaftConn(c)
+	}
 	if err := kl.push(c); err != nil {
 		m.dropped.Add(1)
 		if errors.Is(err, ErrClosed) {
@@ -488,6 +496,66 @@ func (m *Mux) handshake(tc *trackedConn) {
 		return
 	}
 	m.routed.Add(1)
+}
+
+// raftConn is a connection handed to the Raft layer. Raft's transport
+// closes it when the connection's handler returns (the Mux when it cannot
+// hand it over); the first Close counts it out (WaitRaftConns). The Mux
+// closing the underlying connection does not: its handler may still be
+// running.
+type raftConn struct {
+	net.Conn
+	m    *Mux
+	once sync.Once
+}
+
+func (m *Mux) newRaftConn(c net.Conn) *raftConn {
+	m.mu.Lock()
+	if m.mu.raftOpen == 0 {
+		m.mu.raftIdle = make(chan struct{})
+	}
+	m.mu.raftOpen++
+	m.mu.Unlock()
+	return &raftConn{Conn: c, m: m}
+}
+
+// NetConn returns the connection underneath (a *tls.Conn with TLS).
+func (c *raftConn) NetConn() net.Conn { return c.Conn }
+
+func (c *raftConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() {
+		m := c.m
+		m.mu.Lock()
+		if m.mu.raftOpen--; m.mu.raftOpen == 0 {
+			close(m.mu.raftIdle)
+		}
+		m.mu.Unlock()
+	})
+	return err
+}
+
+// WaitRaftConns waits until every connection the Raft layer accepted has
+// been closed by its user, or ctx ends. Raft's transport closes one when
+// its handler returns, which may be after Raft shut down and after Close:
+// a handler can still be writing to Raft's stores (a heartbeat carrying a
+// new term makes Raft save it, and Raft panics if it cannot), so whoever
+// closes those stores waits for this first (after closing Raft's transport
+// and the Mux, which end the handlers).
+func (m *Mux) WaitRaftConns(ctx context.Context) error {
+	for {
+		m.mu.Lock()
+		open, idle := m.mu.raftOpen, m.mu.raftIdle
+		m.mu.Unlock()
+		if open == 0 {
+			return nil
+		}
+		select {
+		case <-idle:
+		case <-ctx.Done():
+			return fmt.Errorf("transport: %d Raft connections still open: %w", open, ctx.Err())
+		}
+	}
 }
 
 // errQueueFull is reported (and logged) when a per-kind queue is full.

@@ -313,3 +313,49 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatalf("Listen with an invalid config: got %v", err)
 	}
 }
+
+// TestMuxWaitRaftConns: after Close, WaitRaftConns waits for the Raft
+// connections the Raft layer accepted until their user (Raft's transport,
+// once the connection's handler returns) closes them; those still queued
+// when the Mux closed count out by themselves.
+func TestMuxWaitRaftConns(t *testing.T) {
+	m := newMux(t, Config{})
+	accepted := acceptOne(m.RaftLayer())
+	ctx := ctxTimeout(t, 5*time.Second)
+	c1, err := m.Dial(ctx, m.Addr().String(), KindRaft)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c1.Close()
+	held, ok := <-accepted
+	if !ok {
+		t.Fatal("raft Accept failed")
+	}
+	// A second one stays queued: nobody accepts it.
+	c2, err := m.Dial(ctx, m.Addr().String(), KindRaft)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	waitFor(t, 5*time.Second, "2 routed conns", func() bool { return m.Stats().Routed >= 2 })
+
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := m.WaitRaftConns(short); err == nil {
+		t.Fatal("WaitRaftConns returned while an accepted Raft connection is open")
+	}
+	// Its handler ends (the Mux closed the connection underneath) and
+	// closes it.
+	if _, err := held.Read(make([]byte, 1)); err == nil {
+		t.Fatal("read on a connection of a closed Mux succeeded")
+	}
+	if err := held.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+		t.Fatal(err)
+	}
+	if err := m.WaitRaftConns(ctxTimeout(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+}

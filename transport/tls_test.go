@@ -136,8 +136,12 @@ func TestTLSMutualRaftAndRPC(t *testing.T) {
 		t.Fatal("raft Accept failed")
 	}
 	defer s.Close()
-	if _, ok := s.(*tls.Conn); !ok {
-		t.Fatalf("accepted raft conn is %T, want *tls.Conn", s)
+	under := s
+	if rc, ok := s.(*raftConn); ok {
+		under = rc.NetConn()
+	}
+	if _, ok := under.(*tls.Conn); !ok {
+		t.Fatalf("accepted raft conn is %T over %T, want a *tls.Conn", s, under)
 	}
 	exchange(t, c, s, "append entries")
 	exchange(t, s, c, "response")
