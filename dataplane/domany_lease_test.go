@@ -21,25 +21,11 @@ func leaseService(t *testing.T, parts uint32, lease func(e *Engine) bool) (*Serv
 		table.Partitions = append(table.Partitions, metadata.Partition{ID: p, Primary: "a",
 			State: metadata.PartitionActive, LeaderEpoch: 1, Written: true})
 	}
-	e, err := NewEngine(DefaultConfig(), parts, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = e.Close() })
-	r := &fixedRouting{self: "a"}
-	r.t.Store(table)
-	s, err := NewService(ServiceConfig{
-		PartitionCount: parts, Engine: e, Routing: r, Caller: &loopbackCaller{services: map[string]*Service{}},
-		RouteTimeout:   200 * time.Millisecond,
-		LeaseValid:     func() bool { return lease(e) },
-		MarkWritten:    func(context.Context, uint32, uint64) (uint64, error) { return 0, nil },
-		ReportReplicas: func(context.Context, []ReplicaReport) (uint64, error) { return 0, nil },
+	s, e := startService(t, table, "a", &loopbackCaller{services: map[string]*Service{}}, func(cfg *ServiceConfig) {
+		e := cfg.Engine
+		cfg.RouteTimeout = 200 * time.Millisecond
+		cfg.LeaseValid = func() bool { return lease(e) }
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	s.OnRouting(table)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for s.mu.ready.get(parts-1) != 1 {

@@ -37,29 +37,42 @@ func startServices(t *testing.T, table *metadata.RoutingTable, caller Caller, lo
 	t.Helper()
 	services := map[metadata.NodeID]*Service{}
 	for _, id := range ids {
-		e, err := NewEngine(DefaultConfig(), table.PartitionCount, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = e.Close() })
-		r := &fixedRouting{self: id}
-		r.t.Store(table)
-		s, err := NewService(ServiceConfig{
-			PartitionCount: table.PartitionCount, Engine: e, Routing: r, Caller: caller,
-			MarkWritten:    func(context.Context, uint32, uint64) (uint64, error) { return 0, nil },
-			ReportReplicas: func(context.Context, []ReplicaReport) (uint64, error) { return 0, nil },
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(s.Close)
-		s.OnRouting(table)
+		s, _ := startService(t, table, id, caller, nil)
 		loop.mu.Lock()
 		loop.services[string(id)+":1"] = s
 		loop.mu.Unlock()
 		services[id] = s
 	}
 	return services
+}
+
+// startService starts an in-process service (and engine) for member id,
+// serving table and calling through caller, its configuration changed by
+// tune if not nil (the engine is in the configuration). It closes with t.
+func startService(t *testing.T, table *metadata.RoutingTable, id metadata.NodeID, caller Caller, tune func(*ServiceConfig)) (*Service, *Engine) {
+	t.Helper()
+	e, err := NewEngine(DefaultConfig(), table.PartitionCount, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Close() })
+	r := &fixedRouting{self: id}
+	r.t.Store(table)
+	cfg := ServiceConfig{
+		PartitionCount: table.PartitionCount, Engine: e, Routing: r, Caller: caller,
+		MarkWritten:    func(context.Context, uint32, uint64) (uint64, error) { return 0, nil },
+		ReportReplicas: func(context.Context, []ReplicaReport) (uint64, error) { return 0, nil },
+	}
+	if tune != nil {
+		tune(&cfg)
+	}
+	s, err := NewService(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	s.OnRouting(table)
+	return s, e
 }
 
 func releaseGate(c *gatedCaller) {

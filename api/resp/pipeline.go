@@ -197,7 +197,6 @@ type manyState struct {
 	names  []string
 	reqs   []dataplane.Request
 	ptrs   []*dataplane.Request
-	at     []int // the command of each request
 	resps  []*dataplane.Response
 	out    []dataplane.Response // storage for the responses (DoMany)
 	errs   []error
@@ -216,7 +215,6 @@ func (m *manyState) reset(n int) {
 	m.names = m.names[:0]
 	m.reqs = slices.Grow(m.reqs[:0], n)[:n]
 	m.ptrs = m.ptrs[:0]
-	m.at = m.at[:0]
 	m.failed = append(m.failed[:0], make([]bool, n)...)
 }
 
@@ -250,7 +248,6 @@ func (s *Server) runMany(conn *clientConn, cmds [][][]byte) {
 		}
 		simpleRequest(m.names[i], c, &m.reqs[i])
 		m.ptrs = append(m.ptrs, &m.reqs[i])
-		m.at = append(m.at, i)
 	}
 	m.out = slices.Grow(m.out[:0], len(m.ptrs))[:len(m.ptrs)]
 	m.resps = m.resps[:0]
@@ -291,25 +288,24 @@ func (s *Server) runMany(conn *clientConn, cmds [][][]byte) {
 }
 
 // replyMany writes the reply of simple command name (args) to w, from its
-// result; it reports whether the reply is an error.
+// result, as the command's own handler does; it reports whether the reply
+// is an error.
 func (s *Server) replyMany(w *clientConn, ctx context.Context, name string, args [][]byte, resp *dataplane.Response, err error) bool {
-	switch {
-	case err == errInternal:
+	if err == errInternal {
 		w.WriteError("ERR internal error")
 		return true
-	case err == nil && name == "get", err == nil && name == "dm.get":
-		w.WriteBulk(resp.Value)
-		return false
-	case err == nil:
-		w.WriteString("OK")
-		return false
-	case name == "get" && isNotFound(err):
-		w.WriteNull()
-		return false
 	}
 	x := call{s: s, ctx: ctx, w: w, name: name, args: args[1:]}
-	x.fail(err)
-	return true
+	switch name {
+	case "get":
+		x.replyGet(resp, err)
+		return err != nil && !isNotFound(err)
+	case "dm.get":
+		x.replyValue(resp, err)
+	default:
+		x.replyOK(err)
+	}
+	return err != nil
 }
 
 // errInternal marks the results of a batch whose run panicked.
